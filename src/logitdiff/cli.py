@@ -1,0 +1,205 @@
+"""`logitdiff` command line: parse and validate options, then hand over. No experiment logic here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from logitdiff.config.loader import Registry
+from logitdiff.errors import UserError
+from logitdiff.experiments.grid import GridOptions, array_units, expand
+from logitdiff.experiments.settings import Mode, RunSettings
+
+app = typer.Typer(
+    help="Model-diffing experiments: LogitDiff TopK and ADL on a base vs finetuned model.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+EXPERIMENT_COMMANDS = ("mix-ratio", "topk-depth", "token-positions", "n-samples")
+
+
+def _int_list(text: str | None, flag: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise UserError(f"{flag} expects comma-separated integers like 42,1042; got {text!r}") from exc
+
+
+def _str_list(text: str | None) -> list[str] | None:
+    return None if text is None else [x.strip() for x in text.split(",") if x.strip()]
+
+
+# Options shared by the experiment commands and by `grid` / `status`.
+Model = Annotated[Optional[str], typer.Option("--model", help="Model name from configs/models (default: the experiment's).")]
+Organism = Annotated[Optional[str], typer.Option("--organism", help="Organism name from configs/organisms.")]
+Variant = Annotated[Optional[str], typer.Option("--organism-variant", help="Organism variant (not for mix-ratio, which sweeps it).")]
+Seeds = Annotated[Optional[str], typer.Option("--seeds", help="Comma-separated seeds, e.g. 42,1042 (default: the grid's five).")]
+Values = Annotated[Optional[str], typer.Option("--values", help="Comma-separated values of the swept parameter.")]
+Samples = Annotated[Optional[int], typer.Option("--samples", min=1, help="S: texts per cell (refused where S is swept).")]
+Positions = Annotated[Optional[int], typer.Option("--positions", min=1, help="T: positions per text (refused where T is swept).")]
+TopK = Annotated[Optional[int], typer.Option("--top-k", min=1, help="K: top-K depth (refused where K is swept).")]
+Corpus = Annotated[Optional[str], typer.Option("--corpus", help="Diffing corpus: HF dataset id or local .jsonl[.gz]/.parquet/.txt.")]
+ArrayUnitOpt = Annotated[str, typer.Option("--array-unit", help="What one array task runs: 'cell' or 'pass' (all cells of one model pass).")]
+ResultsDir = Annotated[Path, typer.Option("--results-dir", help="Raw results (reused across experiments).")]
+OutputDir = Annotated[Path, typer.Option("--output-dir", help="Plots and summaries: <output-dir>/<experiment>/<model>/<organism>/.")]
+
+
+def _grid_options(model, organism, variant, seeds, values, samples, positions, top_k, corpus) -> GridOptions:  # type: ignore[no-untyped-def]
+    return GridOptions(
+        model=model,
+        organism=organism,
+        variant=variant,
+        seeds=_int_list(seeds, "--seeds"),
+        values=_str_list(values),
+        samples=samples,
+        positions=positions,
+        top_k=top_k,
+        corpus=corpus,
+    )
+
+
+def _check_unit(unit: str) -> str:
+    if unit not in ("cell", "pass"):
+        raise UserError(f"--array-unit must be 'cell' or 'pass', got {unit!r}")
+    return unit
+
+
+def _experiment_command(cli_name: str) -> Callable[..., None]:
+    def command(
+        model: Model = None,
+        organism: Organism = None,
+        organism_variant: Variant = None,
+        mode: Annotated[Mode, typer.Option("--mode", help="full: + agent; diffing: no agent; plotting: plots from stored results only.")] = Mode.full,
+        array_job: Annotated[bool, typer.Option("--array-job", help="Run the unit selected by SLURM_ARRAY_TASK_ID (ids past the last unit: plotting).")] = False,
+        array_unit: ArrayUnitOpt = "cell",
+        seeds: Seeds = None,
+        values: Values = None,
+        samples: Samples = None,
+        positions: Positions = None,
+        top_k: TopK = None,
+        corpus: Corpus = None,
+        results_dir: ResultsDir = Path("results"),
+        output_dir: OutputDir = Path("outputs"),
+        judge: Annotated[Optional[str], typer.Option("--judge", help="'offline' or an LLM id like openrouter/openai/gpt-5-mini (default: that one if a key is set, else offline).")] = None,
+        agent_llm: Annotated[str, typer.Option("--agent-llm", help="Interpretability agent LLM id (mode full).")] = "openrouter/openai/gpt-5",
+        grader_llm: Annotated[str, typer.Option("--grader-llm", help="Hypothesis grader LLM id (mode full).")] = "openrouter/openai/gpt-5-mini",
+        agent_budget: Annotated[int, typer.Option("--agent-budget", min=0, help="Model interactions the agent may spend.")] = 5,
+        agent_runs: Annotated[int, typer.Option("--agent-runs", min=1)] = 2,
+        grader_runs: Annotated[int, typer.Option("--grader-runs", min=1)] = 2,
+        agent_max_new_tokens: Annotated[int, typer.Option("--agent-max-new-tokens", min=1)] = 1024,
+        device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 … (default: cuda if present).")] = None,
+        dtype: Annotated[Optional[str], typer.Option("--dtype", help="auto, float32, bfloat16, float16.")] = None,
+        batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Texts per forward batch (default: chosen from free memory).")] = None,
+        drop_bos: Annotated[bool, typer.Option("--drop-bos", help="Do not count the BOS position.")] = False,
+        overwrite: Annotated[bool, typer.Option("--overwrite", help="Recompute cells that are already stored.")] = False,
+    ) -> None:
+        from logitdiff.experiments.runner import run_experiment
+
+        settings = RunSettings(
+            experiment=cli_name,
+            grid=_grid_options(model, organism, organism_variant, seeds, values, samples, positions, top_k, corpus),
+            mode=mode,
+            array_job=array_job,
+            array_unit=_check_unit(array_unit),  # type: ignore[arg-type]
+            results_dir=results_dir,
+            output_dir=output_dir,
+            judge=judge,
+            agent_llm=agent_llm,
+            grader_llm=grader_llm,
+            agent_budget=agent_budget,
+            agent_runs=agent_runs,
+            grader_runs=grader_runs,
+            agent_max_new_tokens=agent_max_new_tokens,
+            device=device,
+            dtype=dtype,
+            batch_size=batch_size,
+            drop_bos=drop_bos,
+            overwrite=overwrite,
+        )
+        run_experiment(Registry.load(), settings)
+
+    command.__doc__ = f"Run the {cli_name} experiment grid (see configs/experiments)."
+    return command
+
+
+for _name in EXPERIMENT_COMMANDS:
+    app.command(name=_name)(_experiment_command(_name))
+
+
+@app.command()
+def grid(
+    experiment: Annotated[str, typer.Argument(help="mix-ratio, topk-depth, token-positions or n-samples.")],
+    count: Annotated[bool, typer.Option("--count", help="Print only the number of array tasks.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the cells as JSON.")] = False,
+    model: Model = None,
+    organism: Organism = None,
+    organism_variant: Variant = None,
+    seeds: Seeds = None,
+    values: Values = None,
+    samples: Samples = None,
+    positions: Positions = None,
+    top_k: TopK = None,
+    corpus: Corpus = None,
+    array_unit: ArrayUnitOpt = "cell",
+) -> None:
+    """List the cells of an experiment in array order (seed-major)."""
+    reg = Registry.load()
+    exp = reg.experiment(experiment)
+    cells = expand(reg, exp, _grid_options(model, organism, organism_variant, seeds, values, samples, positions, top_k, corpus))
+    units = array_units(cells, _check_unit(array_unit))  # type: ignore[arg-type]
+    if count:
+        typer.echo(len(units))
+    elif as_json:
+        typer.echo(json.dumps([[c.model_dump() for c in unit] if array_unit == "pass" else unit[0].model_dump() for unit in units], indent=1))
+    else:
+        for task, unit in enumerate(units):
+            typer.echo(f"task {task}: " + "; ".join(c.label() for c in unit))
+        typer.echo(f"task {len(units)}+: plotting only")
+
+
+@app.command()
+def status(
+    experiment: Annotated[str, typer.Argument(help="mix-ratio, topk-depth, token-positions or n-samples.")],
+    model: Model = None,
+    organism: Organism = None,
+    organism_variant: Variant = None,
+    seeds: Seeds = None,
+    values: Values = None,
+    samples: Samples = None,
+    positions: Positions = None,
+    top_k: TopK = None,
+    corpus: Corpus = None,
+    results_dir: ResultsDir = Path("results"),
+    judge: Annotated[Optional[str], typer.Option("--judge", help="Judge whose grades count as done.")] = None,
+    drop_bos: Annotated[bool, typer.Option("--drop-bos")] = False,
+) -> None:
+    """Per cell: done / missing / failed, in array order."""
+    from logitdiff.experiments.status import print_status
+
+    reg = Registry.load()
+    exp = reg.experiment(experiment)
+    cells = expand(reg, exp, _grid_options(model, organism, organism_variant, seeds, values, samples, positions, top_k, corpus))
+    print_status(cells, results_dir, judge, drop_bos)
+
+
+def main() -> None:
+    try:
+        from logitdiff.organism.cli import organism_app
+
+        app.add_typer(organism_app, name="organism", help="Build the offline model organism.")
+    except ImportError:
+        pass
+    try:
+        app()
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)

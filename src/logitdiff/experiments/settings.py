@@ -1,0 +1,41 @@
+"""Everything one `logitdiff <experiment>` invocation was asked to do, validated."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from logitdiff.experiments.grid import ArrayUnit, GridOptions
+
+
+class Mode(str, Enum):
+    full = "full"
+    diffing = "diffing"
+    plotting = "plotting"
+
+
+class RunSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    experiment: str
+    grid: GridOptions
+    mode: Mode = Mode.full
+    array_job: bool = False
+    array_unit: ArrayUnit = "cell"
+    results_dir: Path = Path("results")
+    output_dir: Path = Path("outputs")
+    judge: str | None = None
+    agent_llm: str = "openrouter/openai/gpt-5"
+    grader_llm: str = "openrouter/openai/gpt-5-mini"
+    agent_budget: int = Field(default=5, ge=0)
+    agent_runs: int = Field(default=2, ge=1)
+    grader_runs: int = Field(default=2, ge=1)
+    agent_max_new_tokens: int = Field(default=1024, ge=1)
+    device: str | None = None
+    dtype: str | None = None
+    batch_size: int | None = Field(default=None, ge=1)
+    drop_bos: bool = False
+    overwrite: bool = False
+    cache_dir: Path | None = None

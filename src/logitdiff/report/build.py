@@ -1,0 +1,77 @@
+"""Mode plotting: collect a grid's stored results, write plots and the tidy JSON summaries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from logitdiff.experiments.grid import Cell
+from logitdiff.report.collect import collect
+from logitdiff.report.plots import plot_agent, plot_relevance
+from logitdiff.results.atomic import write_json
+from logitdiff.results.store import ResultsStore
+
+
+def dataset_name(corpus: str) -> str:
+    """Short name of a diffing corpus for file names: 'fineweb-1m-sample', 'diffing'."""
+    name = Path(corpus).name
+    for suffix in (".gz", ".jsonl", ".parquet", ".txt", ".json"):
+        name = name.removesuffix(suffix)
+    return name
+
+
+def output_folder(output_dir: Path, cells: list[Cell]) -> Path:
+    c = cells[0]
+    return output_dir / c.experiment / c.model / c.organism
+
+
+@dataclass
+class ReportSummary:
+    folder: Path
+    files: list[Path]
+    missing: list[str]
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, object]]:
+    return [{k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in row.items()} for row in df.to_dict("records")]
+
+
+def build_report(
+    cells: list[Cell],
+    store: ResultsStore,
+    output_dir: Path,
+    judge_id: str,
+    judge_label: str,
+    *,
+    agent_id: str | None = None,
+    agent_budget: int = 5,
+    agent_runs: int = 2,
+) -> ReportSummary:
+    folder = output_folder(output_dir, cells)
+    got = collect(cells, store, judge_id, agent_id=agent_id, agent_budget=agent_budget, agent_runs=agent_runs)
+    values = list(dict.fromkeys(c.value for c in cells))
+    parameter = cells[0].swept
+    head = f"{cells[0].experiment} · {cells[0].model} · {cells[0].organism}"
+    files: list[Path] = []
+
+    rel = got.relevance
+    write_json(folder / "token_relevance_results.json", _records(rel))
+    files.append(folder / "token_relevance_results.json")
+    if len(rel):
+        for corpus, part in rel.groupby("corpus", sort=False):
+            ds = dataset_name(str(corpus))
+            for column, stem in (("percentage", "token_relevance"), ("weighted_percentage", "token_relevance_weighted")):
+                path = folder / f"{stem}_{ds}.png"
+                plot_relevance(part, column, values, parameter, f"{head} · {ds}\njudge: {judge_label}", path)
+                files.append(path)
+    if agent_id is not None:
+        write_json(folder / "agent_results.json", _records(got.agent))
+        files.append(folder / "agent_results.json")
+        if len(got.agent):
+            path = folder / "agent_score.png"
+            plot_agent(got.agent, values, parameter, f"{head}\nagent: {agent_id} · judge: {judge_label}", path)
+            files.append(path)
+    write_json(folder / "missing.json", got.missing)
+    return ReportSummary(folder, files, got.missing)

@@ -1,0 +1,136 @@
+"""Read stored results for a grid into tidy pandas DataFrames (one row per graded list / agent run)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from logitdiff.experiments.grid import Cell
+from logitdiff.results.atomic import read_json
+from logitdiff.results.records import RelevanceResult
+from logitdiff.results.store import ResultsStore
+
+# The LogitDiff ordering that the relevance plots show (the main one in SPEC §3).
+MAIN_ORDERING = "top_k_occurring"
+
+
+@dataclass
+class Collected:
+    relevance: pd.DataFrame
+    agent: pd.DataFrame
+    missing: list[str] = field(default_factory=list)
+
+
+def _relevance_rows(res: RelevanceResult, cell: Cell) -> list[dict[str, object]]:
+    rows = []
+    for lst in res.lists:
+        rows.append(
+            {
+                "experiment": cell.experiment,
+                "model": cell.model,
+                "organism": cell.organism,
+                "variant": cell.variant,
+                "corpus": cell.corpus,
+                "method": lst.method,
+                "ordering": lst.ordering,
+                "position": lst.position,
+                "parameter": cell.swept,
+                "value": cell.value,
+                "seed": cell.seed,
+                "S": cell.samples,
+                "T": cell.positions,
+                "K": cell.top_k,
+                "judge": res.judge,
+                "percentage": lst.percentage,
+                "weighted_percentage": lst.weighted_percentage,
+                "trivial_percentage": lst.trivial_percentage,
+                "failed": lst.failed,
+                "tokens": [t.model_dump() for t in lst.tokens],
+            }
+        )
+    return rows
+
+
+def _agent_rows(store: ResultsStore, cell: Cell, agent_id: str, budget: int, runs: int, blackbox: bool) -> tuple[list[dict[str, object]], list[str]]:
+    rows: list[dict[str, object]] = []
+    missing: list[str] = []
+    for run in range(runs):
+        path = store.blackbox_run(cell, agent_id, budget, run) if blackbox else store.agent_run(cell, agent_id, budget, run)
+        what = f"{cell.label()} {'blackbox' if blackbox else 'agent'} run {run}"
+        if not path.is_file():
+            missing.append(f"{what}: not computed")
+            continue
+        try:
+            doc = read_json(path)
+        except ValueError as exc:
+            missing.append(f"{what}: {exc}")
+            continue
+        if doc.get("failed"):
+            missing.append(f"{what}: failed ({doc['failed']})")
+            continue
+        for grade in doc.get("grades", []):
+            rows.append(
+                {
+                    "experiment": cell.experiment,
+                    "model": cell.model,
+                    "organism": cell.organism,
+                    "variant": cell.variant,
+                    "method": "blackbox" if blackbox else cell.method,
+                    "parameter": cell.swept,
+                    "value": cell.value,
+                    "seed": cell.seed,
+                    "budget": budget,
+                    "run": run,
+                    "grader_run": grade["grader_run"],
+                    "score": grade["score"],
+                    "agent": agent_id,
+                    "grader": doc.get("grader_id"),
+                }
+            )
+    return rows, missing
+
+
+def blackbox_cells(cells: list[Cell]) -> list[Cell]:
+    """The blackbox baseline runs once per seed, at the first value of the swept parameter."""
+    first: dict[int, Cell] = {}
+    for c in cells:
+        first.setdefault(c.seed, c)
+    return list(first.values())
+
+
+def collect(
+    cells: list[Cell],
+    store: ResultsStore,
+    judge_id: str,
+    *,
+    agent_id: str | None = None,
+    agent_budget: int = 5,
+    agent_runs: int = 2,
+) -> Collected:
+    rel_rows: list[dict[str, object]] = []
+    missing: list[str] = []
+    for cell in cells:
+        path = store.relevance(cell, judge_id)
+        if not path.is_file():
+            failed = store.failure(cell)
+            reason = read_json(failed).get("reason", "failed") if failed.is_file() else "not computed"
+            missing.append(f"{cell.label()}: relevance by {judge_id} missing ({reason})")
+            continue
+        try:
+            res = RelevanceResult.model_validate(read_json(path))
+        except ValueError as exc:
+            missing.append(f"{cell.label()}: unreadable relevance result ({exc})")
+            continue
+        rel_rows.extend(_relevance_rows(res, cell))
+    agent_rows: list[dict[str, object]] = []
+    if agent_id is not None:
+        for cell in cells:
+            rows, miss = _agent_rows(store, cell, agent_id, agent_budget, agent_runs, blackbox=False)
+            agent_rows += rows
+            missing += miss
+        for cell in blackbox_cells(cells):
+            rows, miss = _agent_rows(store, cell, agent_id, agent_budget, agent_runs, blackbox=True)
+            agent_rows += rows
+            missing += miss
+    return Collected(pd.DataFrame(rel_rows), pd.DataFrame(agent_rows), missing)
