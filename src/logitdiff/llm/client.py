@@ -1,0 +1,213 @@
+"""Async OpenAI-compatible chat client: bounded concurrency, retries with jittered backoff, on-disk cache."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import openai
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from logitdiff.errors import UserError
+from logitdiff.llm.cache import ResponseCache, request_key
+from logitdiff.llm.spec import LLMSpec
+from logitdiff.paths import repo_root
+
+
+class LLMCallError(Exception):
+    """A request failed for good (retries exhausted or a non-retryable error); the message says why."""
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    cached: bool
+
+
+@dataclass
+class LLMUsage:
+    """Counters summed over one client's lifetime (one run)."""
+
+    calls: int = 0  # API requests that returned an answer
+    cache_hits: int = 0
+    retries: int = 0
+    failures: int = 0  # complete() calls that raised LLMCallError
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def summary(self, llm_id: str) -> str:
+        return (
+            f"{llm_id}: {self.calls} API calls, {self.cache_hits} from cache, {self.retries} retries, "
+            f"{self.failures} failed; tokens {self.prompt_tokens} prompt + {self.completion_tokens} completion"
+        )
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """429, 5xx, timeouts and connection errors are worth retrying; other errors are not."""
+    if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
+        return True
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code == 429 or exc.status_code >= 500
+    return False
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, openai.APIStatusError):
+        return f"HTTP {exc.status_code}: {exc.message}"
+    if isinstance(exc, openai.APITimeoutError):
+        return "request timed out"
+    if isinstance(exc, openai.APIConnectionError):
+        return f"connection error: {exc.__cause__ or exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+@dataclass
+class _LoopSession:
+    """The HTTP client and semaphore belong to one event loop; a new asyncio.run gets fresh ones."""
+
+    loop: asyncio.AbstractEventLoop
+    client: openai.AsyncOpenAI
+    slots: asyncio.Semaphore
+
+
+@dataclass
+class LLMClient:
+    spec: LLMSpec
+    cache_dir: Path | None
+    usage: LLMUsage = field(default_factory=LLMUsage, init=False)
+    _key: str | None = field(default=None, init=False, repr=False)
+    _session: _LoopSession | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._cache = ResponseCache(self.cache_dir) if self.cache_dir is not None else None
+
+    # -- key -----------------------------------------------------------------------------------
+    def _find_key(self) -> str | None:
+        value = os.environ.get(self.spec.api_key_env, "").strip()
+        if value:
+            return value
+        if self.spec.api_key_file:
+            for folder in (Path.cwd(), repo_root()):
+                path = folder / self.spec.api_key_file
+                if path.is_file() and path.read_text().strip():
+                    return path.read_text().strip()
+        return None
+
+    def has_key(self) -> bool:
+        return self._find_key() is not None
+
+    def _api_key(self) -> str:
+        if self._key is None:
+            found = self._find_key()
+            if found is None and self.spec.api_key_required:
+                where = f"set {self.spec.api_key_env}" + (
+                    f" or put the key in {self.spec.api_key_file}" if self.spec.api_key_file else ""
+                )
+                raise UserError(f"no API key for {self.spec.id}: {where} (or use --judge offline)")
+            self._key = found or "EMPTY"
+        return self._key
+
+    # -- requests ------------------------------------------------------------------------------
+    def _session_for_running_loop(self) -> _LoopSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.loop is not loop:
+            client = openai.AsyncOpenAI(
+                api_key=self._api_key(), base_url=self.spec.base_url, timeout=self.spec.timeout_s, max_retries=0
+            )
+            self._session = _LoopSession(loop, client, asyncio.Semaphore(self.spec.max_connections))
+        return self._session
+
+    def _request(self, messages: list[dict[str, str]], temperature: float | None, max_tokens: int | None) -> dict[str, Any]:
+        request: dict[str, Any] = {"model": self.spec.model, "messages": messages}
+        temperature = self.spec.temperature if temperature is None else temperature
+        max_tokens = self.spec.max_tokens if max_tokens is None else max_tokens
+        if temperature is not None:
+            request["temperature"] = temperature
+        if max_tokens is not None:
+            request["max_tokens"] = max_tokens
+        return request
+
+    async def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        cache_tag: str | None = None,
+    ) -> Completion:
+        """One chat completion. `cache_tag` separates otherwise identical requests that must be sampled
+        independently (e.g. repeated agent runs at temperature > 0); it is never sent to the API."""
+        request = self._request(messages, temperature, max_tokens)
+        key = request_key({"base_url": self.spec.base_url, "tag": cache_tag, **request})
+        if self._cache is not None and (hit := self._cache.get(key)) is not None:
+            self.usage.cache_hits += 1
+            return Completion(hit["text"], hit["prompt_tokens"], hit["completion_tokens"], cached=True)
+        try:
+            completion = await self._call_with_retries(request)
+        except LLMCallError:
+            self.usage.failures += 1
+            raise
+        if self._cache is not None:
+            self._cache.put(key, {
+                "llm_id": self.spec.id, "text": completion.text,
+                "prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
+            })
+        return completion
+
+    async def _call_with_retries(self, request: dict[str, Any]) -> Completion:
+        def count_retry(_: RetryCallState) -> None:
+            self.usage.retries += 1
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(_is_transient),
+            wait=wait_random_exponential(multiplier=self.spec.backoff_initial_s, max=self.spec.backoff_max_s),
+            stop=stop_after_attempt(self.spec.max_retries + 1),
+            before_sleep=count_retry,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._call_once(request)
+        except openai.AuthenticationError as exc:
+            raise UserError(f"{self.spec.id} rejected the API key ({_describe(exc)}): check {self.spec.api_key_env}") from exc
+        except (openai.APIError, openai.OpenAIError) as exc:
+            tries = self.spec.max_retries + 1 if _is_transient(exc) else 1
+            raise LLMCallError(f"{self.spec.id} failed after {tries} attempt(s): {_describe(exc)}") from exc
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    async def _call_once(self, request: dict[str, Any]) -> Completion:
+        session = self._session_for_running_loop()
+        # Hold a slot only while a request is on the wire, never while backing off.
+        async with session.slots:
+            response = await session.client.chat.completions.create(**request)
+        if not response.choices:
+            raise LLMCallError(f"{self.spec.id} returned no choices")
+        text = response.choices[0].message.content or ""
+        usage = response.usage
+        prompt_tokens = usage.prompt_tokens if usage else 0
+        completion_tokens = usage.completion_tokens if usage else 0
+        self.usage.calls += 1
+        self.usage.prompt_tokens += prompt_tokens
+        self.usage.completion_tokens += completion_tokens
+        return Completion(text, prompt_tokens, completion_tokens, cached=False)
+
+    # -- preflight -----------------------------------------------------------------------------
+    def check_reachable(self) -> None:
+        """Fail early, with one line, when the key is missing or the API cannot be reached."""
+        client = openai.OpenAI(api_key=self._api_key(), base_url=self.spec.base_url, timeout=15, max_retries=1)
+        try:
+            client.models.list()
+        except openai.AuthenticationError as exc:
+            raise UserError(f"{self.spec.id} rejected the API key ({_describe(exc)}): check {self.spec.api_key_env}") from exc
+        except openai.APIConnectionError as exc:
+            raise UserError(f"cannot reach {self.spec.base_url} for {self.spec.id} ({_describe(exc)}): check the network or the base URL") from exc
+        except openai.APIStatusError:
+            pass  # the server answered; some servers simply do not list models
+        finally:
+            client.close()
