@@ -1,0 +1,154 @@
+"""Token relevance grading (SPEC §5): several orderings per list, labels mapped back, aggregated, scored."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict
+from tqdm import tqdm
+
+from logitdiff.config.schema import OrganismConfig
+from logitdiff.judge.parsing import Label
+from logitdiff.judge.tokens import normalize_token
+from logitdiff.llm.client import LLMCallError
+
+Agreement = Literal["all", "majority"]
+ROTATIONS = (0, 1, 2)
+
+
+@dataclass(frozen=True)
+class OrderingAnswer:
+    """A judge's labels for tokens in the order they were shown, with its raw responses."""
+
+    labels: list[Label]
+    responses: list[str]  # first answer, then the re-ask answer if one was needed
+
+
+class Judge(Protocol):
+    id: str
+
+    async def label(self, organism: OrganismConfig, frequent: Sequence[str], tokens: Sequence[str]) -> OrderingAnswer: ...
+
+    def usage_summary(self) -> str: ...
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Candidate(_Record):
+    token: str
+    weight: float
+
+
+class CandidateList(_Record):
+    """One list to grade, e.g. 'top_k_occurring' or 'adl_pos2'; candidates in the method's order."""
+
+    list_id: str
+    candidates: list[Candidate]
+
+
+class OrderingResult(_Record):
+    rotation: int  # cyclic rotation: shown position p holds candidate (p + rotation) % n
+    order: list[int]
+    labels: list[Label]  # mapped back to the candidates' original order
+    responses: list[str]
+
+
+class RelevanceMetrics(_Record):
+    """Percentages are in 0..100; UNKNOWN counts as not relevant."""
+
+    percentage: float
+    weighted_percentage: float
+    trivial_percentage: float
+    n_candidates: int
+    n_relevant: int
+    n_unknown: int
+
+
+class GradedList(_Record):
+    list_id: str
+    judge_id: str
+    agreement: Agreement
+    candidates: list[Candidate]
+    labels: list[Label]
+    orderings: list[OrderingResult]
+    metrics: RelevanceMetrics | None
+    failed: str | None = None
+
+
+def rotation_order(n: int, rotation: int) -> list[int]:
+    return [(p + rotation) % n for p in range(n)] if n else []
+
+
+def aggregate(votes: Sequence[Label], agreement: Agreement) -> Label:
+    """`all`: RELEVANT only if every ordering says so, IRRELEVANT if any says so, else UNKNOWN.
+    `majority`: the label more than half of the orderings give, else UNKNOWN."""
+    if agreement == "all":
+        if votes and all(v == "RELEVANT" for v in votes):
+            return "RELEVANT"
+        return "IRRELEVANT" if "IRRELEVANT" in votes else "UNKNOWN"
+    for label in ("RELEVANT", "IRRELEVANT"):
+        if sum(v == label for v in votes) * 2 > len(votes):
+            return label  # type: ignore[return-value]
+    return "UNKNOWN"
+
+
+def relevance_metrics(candidates: Sequence[Candidate], labels: Sequence[Label], frequent: Sequence[str]) -> RelevanceMetrics:
+    n = len(candidates)
+    relevant = [c for c, lab in zip(candidates, labels, strict=True) if lab == "RELEVANT"]
+    total_weight = sum(abs(c.weight) for c in candidates)
+    frequent_norm = {normalize_token(t) for t in frequent}
+    trivial = sum(normalize_token(c.token) in frequent_norm for c in candidates)
+    return RelevanceMetrics(
+        percentage=100.0 * len(relevant) / n if n else 0.0,
+        weighted_percentage=100.0 * sum(abs(c.weight) for c in relevant) / total_weight if total_weight else 0.0,
+        trivial_percentage=100.0 * trivial / n if n else 0.0,
+        n_candidates=n,
+        n_relevant=len(relevant),
+        n_unknown=sum(lab == "UNKNOWN" for lab in labels),
+    )
+
+
+async def _grade_ordering(judge: Judge, organism: OrganismConfig, frequent: Sequence[str],
+                          tokens: list[str], rotation: int) -> OrderingResult:
+    order = rotation_order(len(tokens), rotation)
+    answer = await judge.label(organism, frequent, [tokens[i] for i in order])
+    labels: list[Label] = ["UNKNOWN"] * len(tokens)
+    for shown, original in enumerate(order):
+        labels[original] = answer.labels[shown]
+    return OrderingResult(rotation=rotation, order=order, labels=labels, responses=answer.responses)
+
+
+async def grade_list(judge: Judge, organism: OrganismConfig, frequent: Sequence[str], candidates: CandidateList,
+                     agreement: Agreement = "all") -> GradedList:
+    """Grade one list in all orderings at once; a failed request marks the list failed with the reason."""
+    tokens = [c.token for c in candidates.candidates]
+    jobs = [_grade_ordering(judge, organism, frequent, tokens, r) for r in ROTATIONS]
+    outcomes = await asyncio.gather(*jobs, return_exceptions=True)
+    done = [o for o in outcomes if isinstance(o, OrderingResult)]
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    for err in errors:
+        if not isinstance(err, LLMCallError):
+            raise err  # user errors (missing key) and bugs must not be recorded as a graded failure
+    base = dict(list_id=candidates.list_id, judge_id=judge.id, agreement=agreement,
+                candidates=candidates.candidates, orderings=done)
+    if errors:
+        return GradedList(**base, labels=[], metrics=None, failed=str(errors[0]))
+    labels = [aggregate([o.labels[i] for o in done], agreement) for i in range(len(tokens))]
+    return GradedList(**base, labels=labels, metrics=relevance_metrics(candidates.candidates, labels, frequent))
+
+
+async def grade_lists(judge: Judge, organism: OrganismConfig, frequent: list[str], lists: Sequence[CandidateList],
+                      agreement: Agreement = "all", progress: bool = True) -> list[GradedList]:
+    """Grade every list concurrently (the judge's client bounds the requests in flight); results in input order."""
+    with tqdm(total=len(lists), desc=f"judge {judge.id}", unit="list", disable=not progress) as bar:
+        async def one(cl: CandidateList) -> GradedList:
+            graded = await grade_list(judge, organism, frequent, cl, agreement)
+            bar.update(1)
+            return graded
+
+        return list(await asyncio.gather(*(one(cl) for cl in lists)))
