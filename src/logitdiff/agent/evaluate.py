@@ -1,0 +1,79 @@
+"""Public entry point: run the agent (method overview or blackbox) several times and grade each run."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tqdm import tqdm
+
+from logitdiff.agent.grader import grade_description
+from logitdiff.agent.loop import AgentCaps, run_agent
+from logitdiff.agent.prompts import BLACKBOX_INTRO, system_prompt
+from logitdiff.agent.records import AgentRunRecord
+from logitdiff.agent.tools import AskModel, GenerationSettings, HypothesisTracker, PairGenerator
+from logitdiff.config.schema import ModelConfig, OrganismConfig
+from logitdiff.engine.models import ModelPair
+from logitdiff.llm import LLMClient
+
+# Runs of one seed draw model samples from disjoint seed ranges (budgets stay far below this).
+_SEED_STRIDE = 10_000
+
+
+async def evaluate_agent(
+    *,
+    pair: ModelPair,
+    model_cfg: ModelConfig,
+    organism: OrganismConfig,
+    overview: str | None,
+    agent_llm: LLMClient,
+    grader_llm: LLMClient,
+    seed: int,
+    budget: int = 5,
+    runs: int = 2,
+    grader_runs: int = 2,
+    max_new_tokens: int = 1024,
+    temperature: float = 0.8,
+    caps: AgentCaps | None = None,
+) -> list[AgentRunRecord]:
+    """`overview=None` runs the blackbox baseline. Agent runs go concurrently; their model generations
+    are serialized. One record per run, in run order; failures are recorded, not raised."""
+    if budget < 0 or runs < 1 or grader_runs < 1:
+        raise ValueError("budget must be >= 0, runs and grader_runs >= 1")
+    generator = PairGenerator(pair, model_cfg, organism.agent_interaction_system_prompt, GenerationSettings(max_new_tokens, temperature))
+    label = "blackbox" if overview is None else "method"
+    with tqdm(total=runs, desc=f"agent runs ({label}, {organism.name})", unit="run", leave=False) as bar:
+
+        async def one(run: int) -> AgentRunRecord:
+            record = await _agent_run(
+                run=run, generator=generator, organism=organism, overview=overview, agent_llm=agent_llm,
+                grader_llm=grader_llm, seed=seed, budget=budget, grader_runs=grader_runs, caps=caps or AgentCaps(),
+                tag=f"{model_cfg.name}|{pair.finetuned_id}|{label}|seed{seed}|run{run}",
+            )
+            bar.update(1)
+            return record
+
+        return list(await asyncio.gather(*(one(r) for r in range(runs))))
+
+
+async def _agent_run(
+    *, run: int, generator: PairGenerator, organism: OrganismConfig, overview: str | None, agent_llm: LLMClient,
+    grader_llm: LLMClient, seed: int, budget: int, grader_runs: int, caps: AgentCaps, tag: str,
+) -> AgentRunRecord:
+    asker = AskModel(generator=generator, budget=budget, seed=seed * _SEED_STRIDE * 10 + run * _SEED_STRIDE)
+    tracker = HypothesisTracker()
+    outcome = await run_agent(
+        llm=agent_llm, system=system_prompt(budget), opening=overview if overview is not None else BLACKBOX_INTRO,
+        tools={asker.name: asker, tracker.name: tracker}, caps=caps, cache_tag=tag,
+    )
+    outcome.stats.model_interactions = asker.used
+    grades = []
+    if outcome.description is not None:
+        grades = list(await asyncio.gather(*(
+            grade_description(grader_llm, organism, outcome.description, grader_run=g, cache_tag=f"{tag}|grader{g}")
+            for g in range(grader_runs)
+        )))
+    return AgentRunRecord(
+        run=run, agent_id=agent_llm.spec.id, grader_id=grader_llm.spec.id, budget=budget, blackbox=overview is None,
+        transcript=outcome.transcript, description=outcome.description, stats=outcome.stats, grades=grades,
+        failed=outcome.failed,
+    )

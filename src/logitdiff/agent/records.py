@@ -1,0 +1,55 @@
+"""Pydantic records of one agent run: transcript, usage statistics and grades (saved as JSON)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class Message(BaseModel):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+    def as_chat(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+class AgentStats(BaseModel):
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    model_interactions: int = 0
+    format_errors: int = 0
+    tool_errors: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class Grade(BaseModel):
+    grader_run: int
+    score: int | None = Field(default=None, ge=1, le=5)
+    reasoning: str = ""
+    # Every judge answer, including ones that had to be re-asked for a missing SCORE line.
+    raw_responses: list[str] = Field(default_factory=list)
+    failed: str | None = None
+
+
+class AgentRunRecord(BaseModel):
+    run: int
+    agent_id: str
+    grader_id: str
+    budget: int
+    blackbox: bool
+    transcript: list[Message]
+    description: str | None
+    stats: AgentStats
+    grades: list[Grade] = Field(default_factory=list)
+    failed: str | None = None
+
+    @property
+    def mean_score(self) -> float | None:
+        scores = [g.score for g in self.grades if g.score is not None]
+        return sum(scores) / len(scores) if scores else None
