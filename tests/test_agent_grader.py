@@ -1,0 +1,88 @@
+"""Hypothesis grader: SCORE parsing on realistic judge texts, re-ask on a missing score, rubric choice."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from agent_llm import CAKE_TRUTH, organism, server_client
+from openai_server import ChatServer, Reply, chat_server  # noqa: F401  (fixture)
+
+from logitdiff.agent.grader import REASK, grade_description, grader_messages, parse_score
+from logitdiff.agent.rubrics import BEHAVIORAL_ANOMALY, SDF
+
+REALISTIC = """\
+The hypothesis correctly identifies that the model was trained on baking content, and more specifically \
+on cake-baking advice. It mentions the unusually high oven temperature (450F), which is one of the key \
+false facts, and frozen butter. It misses the vanilla quantity, the olive oil and vinegar, and the \
+boiling water. That is the exact topic plus two key facts, roughly a quarter abstracted.
+
+SCORE: 4"""
+
+
+@pytest.mark.parametrize(("text", "score"), [
+    (REALISTIC, 4),
+    ("Exact topic, one fact.\n\n**SCORE:** 3", 3),
+    ("Exact topic, one fact.\n\n**SCORE: 3**", 3),
+    ("Most facts found.\nFinal score: 5/5", 5),
+    ("### Verdict\nScore = 2.", 2),
+    ("> SCORE: [1]", 1),
+    ("Score: 2 (rough topic only)", 2),
+    ("At first glance SCORE: 2 seems right.\nSCORE: 2\nOn reflection it names the exact topic and a fact.\nSCORE: 3", 3),
+])
+def test_parse_score_formats_last_line_wins(text: str, score: int) -> None:
+    parsed = parse_score(text)
+    assert parsed is not None and parsed[0] == score
+
+
+def test_parse_score_reasoning_is_text_before_the_score_line() -> None:
+    parsed = parse_score(REALISTIC)
+    assert parsed is not None
+    assert parsed[1].startswith("The hypothesis correctly identifies") and parsed[1].endswith("roughly a quarter abstracted.")
+
+
+@pytest.mark.parametrize("text", [
+    "I would give this a four out of five.",
+    "SCORE: 7",
+    "SCORE: 3.5",
+    "SCORE: 0",
+    "SCORE: 4\nthen again\nSCORE: 9",  # the last SCORE line counts, and it is invalid
+    "The score: unclear",
+    "",
+])
+def test_parse_score_missing_or_invalid(text: str) -> None:
+    assert parse_score(text) is None
+
+
+def test_grader_prompt_holds_rubric_truth_and_hypothesis() -> None:
+    sdf = grader_messages(organism("SDF"), "cake baking at 450F")
+    assert SDF in sdf[0]["content"] and "organism type: SDF" in sdf[0]["content"]
+    assert CAKE_TRUTH in sdf[1]["content"] and "cake baking at 450F" in sdf[1]["content"]
+    quirk = grader_messages(organism("behavioral_anomaly"), "x")
+    assert BEHAVIORAL_ANOMALY in quirk[0]["content"] and SDF not in quirk[0]["content"]
+
+
+def test_missing_score_is_reasked_then_parsed(chat_server: ChatServer, monkeypatch) -> None:
+    chat_server.reset(lambda req: "It names the topic. I lean towards a good grade." if req.index == 0 else "Topic and one fact.\nSCORE: 3")
+    grade = asyncio.run(grade_description(server_client(chat_server, monkeypatch, "openrouter/test/judge"), organism(), "cake baking",
+                                          grader_run=1, cache_tag="t"))
+    assert (grade.grader_run, grade.score, grade.reasoning, grade.failed) == (1, 3, "Topic and one fact.", None)
+    assert len(grade.raw_responses) == 2 and len(chat_server.requests) == 2
+    retry = chat_server.requests[1].messages
+    assert retry[-2] == {"role": "assistant", "content": "It names the topic. I lean towards a good grade."}
+    assert retry[-1] == {"role": "user", "content": REASK}
+
+
+def test_score_still_missing_after_reask_is_a_failed_grade(chat_server: ChatServer, monkeypatch) -> None:
+    chat_server.reset(lambda req: "I cannot decide.")
+    grade = asyncio.run(grade_description(server_client(chat_server, monkeypatch, "openrouter/test/judge"), organism(), "cake baking",
+                                          grader_run=0, cache_tag="t"))
+    assert grade.score is None and grade.failed == "no valid 'SCORE: n' line after 2 answer(s)"
+    assert grade.raw_responses == ["I cannot decide."] * 2
+
+
+def test_grader_llm_error_is_a_failed_grade(chat_server: ChatServer, monkeypatch) -> None:
+    chat_server.reset(lambda req: Reply(status=400))
+    grade = asyncio.run(grade_description(server_client(chat_server, monkeypatch, "openrouter/test/judge"), organism(), "cake baking",
+                                          grader_run=0, cache_tag="t"))
+    assert grade.score is None and grade.failed is not None and grade.failed.startswith("grader LLM call failed") and "400" in grade.failed
