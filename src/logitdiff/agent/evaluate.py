@@ -15,8 +15,13 @@ from logitdiff.config.schema import ModelConfig, OrganismConfig
 from logitdiff.engine.models import ModelPair
 from logitdiff.llm import LLMClient
 
-# Runs of one seed draw model samples from disjoint seed ranges (budgets stay far below this).
-_SEED_STRIDE = 10_000
+# Each (seed, run) samples the models from its own seed range; ask_model adds the interactions spent.
+_MAX_RUNS = 100
+_MAX_BUDGET = 10_000
+
+
+def _sampling_seed(seed: int, run: int) -> int:
+    return (seed * _MAX_RUNS + run) * _MAX_BUDGET
 
 
 async def evaluate_agent(
@@ -37,8 +42,8 @@ async def evaluate_agent(
 ) -> list[AgentRunRecord]:
     """`overview=None` runs the blackbox baseline. Agent runs go concurrently; their model generations
     are serialized. One record per run, in run order; failures are recorded, not raised."""
-    if budget < 0 or runs < 1 or grader_runs < 1:
-        raise ValueError("budget must be >= 0, runs and grader_runs >= 1")
+    if not (0 <= budget < _MAX_BUDGET and 1 <= runs <= _MAX_RUNS and grader_runs >= 1):
+        raise ValueError(f"need 0 <= budget < {_MAX_BUDGET}, 1 <= runs <= {_MAX_RUNS}, grader_runs >= 1")
     generator = PairGenerator(pair, model_cfg, organism.agent_interaction_system_prompt, GenerationSettings(max_new_tokens, temperature))
     label = "blackbox" if overview is None else "method"
     with tqdm(total=runs, desc=f"agent runs ({label}, {organism.name})", unit="run", leave=False) as bar:
@@ -59,7 +64,7 @@ async def _agent_run(
     *, run: int, generator: PairGenerator, organism: OrganismConfig, overview: str | None, agent_llm: LLMClient,
     grader_llm: LLMClient, seed: int, budget: int, grader_runs: int, caps: AgentCaps, tag: str,
 ) -> AgentRunRecord:
-    asker = AskModel(generator=generator, budget=budget, seed=seed * _SEED_STRIDE * 10 + run * _SEED_STRIDE)
+    asker = AskModel(generator=generator, budget=budget, seed=_sampling_seed(seed, run))
     tracker = HypothesisTracker()
     outcome = await run_agent(
         llm=agent_llm, system=system_prompt(budget), opening=overview if overview is not None else BLACKBOX_INTRO,
@@ -73,7 +78,7 @@ async def _agent_run(
             for g in range(grader_runs)
         )))
     return AgentRunRecord(
-        run=run, agent_id=agent_llm.spec.id, grader_id=grader_llm.spec.id, budget=budget, blackbox=overview is None,
+        run=run, seed=seed, agent_id=agent_llm.spec.id, grader_id=grader_llm.spec.id, budget=budget, blackbox=overview is None,
         transcript=outcome.transcript, description=outcome.description, stats=outcome.stats, grades=grades,
         failed=outcome.failed,
     )

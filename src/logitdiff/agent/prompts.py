@@ -36,15 +36,15 @@ Below is the output of a model-diffing method (LogitDiff TopK) run on generic we
 For every text position, the method ranked vocabulary tokens by how much more likely the FINETUNED
 model makes them than the BASE model, and counted how often each token landed in the top ranks.
 Tokens that occur often are ones the finetuning pushes up everywhere, which tends to reveal its
-domain. Top {n} tokens (token, occurrence share):
+domain. Top {n} tokens (token, % of positions where it was among the top-ranked):
 """
 
 ADL_INTRO = """\
 Below is the output of a model-diffing method (Activation Difference Lens) run on generic web text
 ({alias}). For each of the first token positions, the average difference between the FINETUNED and
-BASE models' hidden activations was decoded through the logit lens. Tokens with the largest positive
-values are what the difference vector "says", which tends to reveal the finetuning domain.
-Top {n} tokens per position (token, logit-lens value):
+BASE models' hidden activations was decoded through the logit lens. The top tokens are what the
+difference vector "says", which tends to reveal the finetuning domain.
+Top {n} tokens per position (token, logit-lens score):
 """
 
 BLACKBOX_INTRO = """\

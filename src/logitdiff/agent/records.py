@@ -39,6 +39,7 @@ class Grade(BaseModel):
 
 class AgentRunRecord(BaseModel):
     run: int
+    seed: int
     agent_id: str
     grader_id: str
     budget: int
