@@ -116,10 +116,10 @@ class SlurmCluster:
         done = self.run(["sinfo", "--noheader", "-N", "-o", "%T"], check=False, timeout=15)
         return done.stdout.strip().lower() if done.returncode == 0 else f"sinfo failed: {done.stderr.strip()}"
 
-    def job_states(self, job_id: str) -> dict[str, tuple[str, str]]:
-        """Every job (array tasks one by one) of `job_id` -> (state, exit code)."""
+    def jobs(self, job_id: str) -> dict[str, dict[str, str]]:
+        """`scontrol show job` fields of every job of `job_id`, array tasks one by one ('<array>_<task>')."""
         done = self.run(["scontrol", "show", "job", "--oneliner", job_id], check=False, timeout=15)
-        states: dict[str, tuple[str, str]] = {}
+        jobs: dict[str, dict[str, str]] = {}
         for line in done.stdout.splitlines():
             fields = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
             if "JobId" not in fields:
@@ -127,19 +127,21 @@ class SlurmCluster:
             name = fields["JobId"]
             if fields.get("ArrayTaskId") and fields.get("ArrayJobId"):
                 name = f"{fields['ArrayJobId']}_{fields['ArrayTaskId']}"
-            states[name] = (fields.get("JobState", "?"), fields.get("ExitCode", "?"))
-        return states
+            jobs[name] = fields
+        return jobs
 
-    def wait_for_jobs(self, job_ids: Sequence[str], timeout: float) -> dict[str, tuple[str, str]]:
-        """Wait until all jobs (and their array tasks) are in a final state; return their states."""
+    def wait_for_jobs(self, job_ids: Sequence[str], timeout: float) -> dict[str, dict[str, str]]:
+        """Wait until every job (and array task) of `job_ids` is in a final state; return their fields."""
         deadline = time.monotonic() + timeout
         while True:
-            states = {name: st for jid in job_ids for name, st in self.job_states(jid).items()}
-            pending = [f"{n}:{s[0]}" for n, s in states.items() if s[0] not in FINAL_STATES]
-            if states and not pending and all(self.job_states(j) for j in job_ids):
-                return states
+            per_id = {jid: self.jobs(jid) for jid in job_ids}
+            jobs = {name: fields for found in per_id.values() for name, fields in found.items()}
+            pending = [f"{n}:{f.get('JobState')}" for n, f in jobs.items() if f.get("JobState") not in FINAL_STATES]
+            # A pending array shows as one record with a task range ("1_[0-3]"); it is not final either.
+            if all(per_id.values()) and not pending:
+                return jobs
             if time.monotonic() > deadline:
-                raise TimeoutError(f"jobs not finished after {timeout:.0f} s: {pending or job_ids}\n{self.log_tail()}")
+                raise TimeoutError(f"jobs not finished after {timeout:.0f} s: {pending or list(job_ids)}\n{self.log_tail()}")
             time.sleep(1.0)
 
     def log_tail(self, lines: int = 30) -> str:

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Submit one SLURM job per experiment that runs its whole grid (cells, then plots) sequentially.
+#
+#   ./launch_all_experiments.sh MODEL ORGANISM [full|diffing|plotting] [logitdiff options...]
+#
+# Extra options go to every experiment (the one an experiment sweeps is left out for it). Mode
+# plotting jobs ask for no GPU. Resources and the rest of the environment: see
+# scripts/launch_common.sh.
+set -euo pipefail
+# shellcheck source=scripts/launch_common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/scripts/launch_common.sh"
+
+parse_arguments "$@"
+check_tools
+
+# Validate every grid before submitting anything, so a bad option submits nothing.
+for exp in $(experiments); do
+  experiment_arguments "$exp" quiet
+  "$LOGITDIFF_BIN" grid "$exp" --count --model "$MODEL" --organism "$ORGANISM" "${GRID_ARGS[@]}" >/dev/null ||
+    die "invalid options for $exp (see the message above)"
+done
+
+for exp in $(experiments); do
+  experiment_arguments "$exp"
+  if [ "$MODE" = plotting ]; then resource_flags plotting; else resource_flags compute; fi
+  submit --job-name="ld_${exp}_${MODEL}_${ORGANISM}" --output="$LOG_DIR/%x_%j.out" "${RESOURCE_FLAGS[@]}" \
+    -- "$LOGITDIFF_BIN" "$exp" --model "$MODEL" --organism "$ORGANISM" --mode "$MODE" "${RUN_ARGS[@]}"
+  echo "$exp: job $JOB_ID"
+done
+print_cancel_hint
