@@ -1,0 +1,97 @@
+"""Running sums of one (S, T) slot, updated per batch on the model's device; nothing per position is kept."""
+
+from __future__ import annotations
+
+import torch
+
+from logitdiff.engine.stats import AdlStats, LogitDiffCounters
+
+ADL_NORM_FROM = 5  # SPEC §4: norms use positions ≥ 5
+
+
+class TopKCodes:
+    """Encodes the ranked top-K_max ids of every position so ONE bincount gives the counts for all K.
+
+    Rank r is put in bucket b = #{K in ks : K ≤ r}; an id is in the top-K_j iff its bucket is ≤ j, so the
+    count for K_j is the cumulative sum of the bucket histogram up to j.
+    """
+
+    def __init__(self, ks: list[int], vocab: int, device: torch.device) -> None:
+        self.ks = sorted(set(ks))
+        self.vocab = vocab
+        ranks = torch.arange(self.ks[-1], device=device)
+        self.bucket = torch.searchsorted(torch.tensor(self.ks, device=device), ranks, right=True)
+
+    def encode(self, ranked_ids: torch.Tensor) -> torch.Tensor:
+        """[N, K_max] ids (rank order) -> [N, K_max] codes id·n_buckets + bucket."""
+        return ranked_ids * len(self.ks) + self.bucket
+
+    def histogram(self, codes: torch.Tensor) -> torch.Tensor:
+        return torch.bincount(codes.reshape(-1), minlength=self.vocab * len(self.ks)).view(self.vocab, len(self.ks))
+
+
+class LogitDiffAccumulator:
+    def __init__(self, codes: TopKCodes, device: torch.device) -> None:
+        v, nk = codes.vocab, len(codes.ks)
+        self.codes = codes
+        self.hist_pos = torch.zeros(v, nk, dtype=torch.int64, device=device)
+        self.hist_neg = torch.zeros(v, nk, dtype=torch.int64, device=device)
+        self.sum_diff = torch.zeros(v, dtype=torch.float64, device=device)
+        self.npos = torch.zeros(v, dtype=torch.int64, device=device)
+        self.positions = 0
+
+    def add(self, d: torch.Tensor, pos_codes: torch.Tensor, neg_codes: torch.Tensor) -> None:
+        """d: [N, V] fp32 of this slot's positions; codes: [N, K_max] from `TopKCodes.encode`."""
+        self.hist_pos += self.codes.histogram(pos_codes)
+        self.hist_neg += self.codes.histogram(neg_codes)
+        self.sum_diff += d.sum(0, dtype=torch.float64)
+        self.npos += (d > 0).sum(0)
+        self.positions += d.shape[0]
+
+    def result(self, samples: int, positions_per_text: int, top_k: int) -> LogitDiffCounters:
+        j = self.codes.ks.index(top_k)
+        return LogitDiffCounters(
+            samples=samples,
+            positions_per_text=positions_per_text,
+            top_k=top_k,
+            positions=self.positions,
+            count_pos=self.hist_pos[:, : j + 1].sum(1).cpu(),
+            count_neg=self.hist_neg[:, : j + 1].sum(1).cpu(),
+            sum_diff=self.sum_diff.cpu(),
+            npos=self.npos.cpu(),
+        )
+
+
+class AdlAccumulator:
+    def __init__(self, positions: int, hidden: int, device: torch.device) -> None:
+        self.delta = torch.zeros(positions, hidden, dtype=torch.float64, device=device)
+        self.base = torch.zeros_like(self.delta)
+        self.ft = torch.zeros_like(self.delta)
+        self.base_norm = torch.zeros((), dtype=torch.float64, device=device)
+        self.ft_norm = torch.zeros_like(self.base_norm)
+        self.texts = 0
+
+    def add(self, h_base: torch.Tensor, h_ft: torch.Tensor) -> None:
+        """h_*: [n, T, H] residuals of this slot's texts at the slot's layer."""
+        hb, hf = h_base.float(), h_ft.float()
+        self.delta += (hf - hb).sum(0, dtype=torch.float64)
+        self.base += hb.sum(0, dtype=torch.float64)
+        self.ft += hf.sum(0, dtype=torch.float64)
+        self.base_norm += hb[:, ADL_NORM_FROM:].norm(dim=-1).sum(dtype=torch.float64)
+        self.ft_norm += hf[:, ADL_NORM_FROM:].norm(dim=-1).sum(dtype=torch.float64)
+        self.texts += hb.shape[0]
+
+    def result(self, relative_layer: float, layer: int) -> AdlStats:
+        n, t = self.texts, self.delta.shape[0]
+        norm_count = n * (t - ADL_NORM_FROM)
+        return AdlStats(
+            samples=n,
+            positions_per_text=t,
+            relative_layer=relative_layer,
+            layer=layer,
+            delta_mean=(self.delta / n).float().cpu(),
+            base_mean=(self.base / n).float().cpu(),
+            ft_mean=(self.ft / n).float().cpu(),
+            base_norm=float(self.base_norm / norm_count),
+            ft_norm=float(self.ft_norm / norm_count),
+        )

@@ -1,0 +1,88 @@
+"""Activation Difference Lens (SPEC §4): layer mapping and the logit lens of the pass's mean vectors."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel
+from torch import nn
+
+from logitdiff.engine.models import ModelPair
+from logitdiff.engine.stats import AdlStats
+
+LENS_TOP_N = 100
+LENS_VECTORS = ("delta", "base_mean", "ft_mean")
+
+
+def absolute_layer(relative: float, num_layers: int) -> int:
+    """floor(r·(L−1)) (KEEP: Gemma-3-1B 26 layers, r=0.5 -> 12)."""
+    if not 0.0 <= relative <= 1.0:
+        raise ValueError(f"relative layer must be within [0, 1], got {relative}")
+    return math.floor(relative * (num_layers - 1))
+
+
+class LensTokens(BaseModel):
+    token_ids: list[int]
+    tokens: list[str]
+    probs: list[float]
+
+
+class LensPosition(BaseModel):
+    position: int
+    positive: LensTokens  # top of softmax(z)
+    negative: LensTokens  # top of softmax(−z)
+
+
+class AdlLens(BaseModel):
+    relative_layer: float
+    layer: int
+    samples: int
+    positions: int
+    base_norm: float
+    ft_norm: float
+    delta: list[LensPosition]
+    base_mean: list[LensPosition]
+    ft_mean: list[LensPosition]
+
+
+def lens_logits(x: torch.Tensor, pair: ModelPair) -> torch.Tensor:
+    """z = lm_head_ft(final_norm_ft(x)) in fp32 for x [T, H] (KEEP: the finetuned model's norm and head)."""
+    with torch.inference_mode(), pair.as_finetuned():
+        norm, head = pair.finetuned_readout()
+        xn = norm(x.to(pair.device, torch.float32)).float()
+        if type(head) is nn.Linear:
+            bias = None if head.bias is None else head.bias.float()
+            return F.linear(xn, head.weight.float(), bias)
+        return head(xn.to(pair.dtype)).float()  # an adapted head: run the module itself
+
+
+def _top(probs: torch.Tensor, n: int, tokenizer: object) -> LensTokens:
+    p, ids = torch.topk(probs, n)
+    id_list = [int(i) for i in ids]
+    return LensTokens(token_ids=id_list, tokens=[tokenizer.decode([i]) for i in id_list], probs=[float(v) for v in p])  # type: ignore[attr-defined]
+
+
+def lens_positions(x: torch.Tensor, pair: ModelPair, top_n: int) -> list[LensPosition]:
+    z = lens_logits(x, pair).cpu()
+    n = min(top_n, z.shape[-1])
+    pos, neg = torch.softmax(z, dim=-1), torch.softmax(-z, dim=-1)
+    return [
+        LensPosition(position=t, positive=_top(pos[t], n, pair.tokenizer), negative=_top(neg[t], n, pair.tokenizer))
+        for t in range(z.shape[0])
+    ]
+
+
+def logit_lens(stats: AdlStats, pair: ModelPair, top_n: int = LENS_TOP_N) -> AdlLens:
+    return AdlLens(
+        relative_layer=stats.relative_layer,
+        layer=stats.layer,
+        samples=stats.samples,
+        positions=stats.positions_per_text,
+        base_norm=stats.base_norm,
+        ft_norm=stats.ft_norm,
+        delta=lens_positions(stats.delta_mean, pair, top_n),
+        base_mean=lens_positions(stats.base_mean, pair, top_n),
+        ft_mean=lens_positions(stats.ft_mean, pair, top_n),
+    )

@@ -1,0 +1,88 @@
+"""Model pair loading: LoRA adapter on/off over one copy of the weights, full finetunes, the offline GGUF copy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from tiny_models import save_tiny, tiny_llama, tiny_tokenizer
+
+from logitdiff.config.schema import FinetunedRef, ModelConfig
+from logitdiff.engine.models import load_pair
+
+IDS = torch.tensor([[0, 5, 17, 42, 99, 7]])
+
+
+def _cfg(name: str = "tiny") -> ModelConfig:
+    return ModelConfig(name=name, hf_id="nobody/tiny", num_layers=2, dtype="float32", attn_implementation="eager")
+
+
+def _logits(model: torch.nn.Module) -> torch.Tensor:
+    with torch.no_grad():
+        return model(input_ids=IDS).logits
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("models")
+    tok = tiny_tokenizer()
+    base = tiny_llama(vocab=len(tok), seed=1)
+    save_tiny(base, tok, root / "base")
+    torch.manual_seed(2)
+    lora = get_peft_model(tiny_llama(vocab=len(tok), seed=1), LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    lora.save_pretrained(root / "adapter")
+    full = tiny_llama(vocab=len(tok), seed=3)
+    save_tiny(full, tok, root / "full")
+    return {"root": root, "base": root / "base", "adapter": root / "adapter", "full": root / "full"}
+
+
+def test_lora_adapter_off_is_the_base_and_on_is_the_finetune(folders: dict[str, Path]) -> None:
+    pair = load_pair(_cfg(), FinetunedRef(adapter_path=str(folders["adapter"])), device="cpu", base_path=str(folders["base"]))
+    plain_base = tiny_llama(vocab=len(pair.tokenizer), seed=1)
+    torch.manual_seed(2)
+    reference_ft = get_peft_model(tiny_llama(vocab=len(pair.tokenizer), seed=1), LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    assert pair.finetuned_full is None and pair.num_layers == 2 and pair.dtype == torch.float32
+    with pair.as_base() as m:
+        torch.testing.assert_close(_logits(m), _logits(plain_base), rtol=1e-5, atol=1e-5)
+    with pair.as_finetuned() as m:
+        ft = _logits(m)
+        torch.testing.assert_close(ft, _logits(reference_ft.eval()), rtol=1e-5, atol=1e-5)
+    assert (ft - _logits(plain_base)).abs().max() > 1e-2
+    # Switching back and forth leaves the weights untouched.
+    with pair.as_base() as m:
+        torch.testing.assert_close(_logits(m), _logits(plain_base), rtol=1e-5, atol=1e-5)
+
+
+def test_full_finetune_is_a_second_model(folders: dict[str, Path]) -> None:
+    pair = load_pair(_cfg(), FinetunedRef(model_path=str(folders["full"])), device="cpu", base_path=str(folders["base"]))
+    assert pair.finetuned_full is not None
+    with pair.as_base() as m:
+        torch.testing.assert_close(_logits(m), _logits(tiny_llama(vocab=len(pair.tokenizer), seed=1)), rtol=1e-5, atol=1e-5)
+    with pair.as_finetuned() as m:
+        torch.testing.assert_close(_logits(m), _logits(tiny_llama(vocab=len(pair.tokenizer), seed=3)), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_smollm2_loads_offline_from_the_packaged_gguf(tmp_path: Path) -> None:
+    from logitdiff.config.loader import Registry
+    from logitdiff.engine.hub import hub_reachable
+
+    if hub_reachable():
+        pytest.skip("the hub is reachable here, so load_pair would not take the offline GGUF path")
+    cfg = Registry.load().model("smollm2_135M")
+    torch.manual_seed(0)
+    from logitdiff.engine.models import offline_copy
+
+    folder = offline_copy(cfg)
+    assert (folder / "config.json").is_file()
+    adapter = tmp_path / "adapter"
+    pair0 = load_pair(cfg, FinetunedRef(model_path=str(folder)), device="cpu")
+    get_peft_model(pair0.model, LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(adapter)
+    pair = load_pair(cfg, FinetunedRef(adapter_path=str(adapter)), device="cpu")
+    assert pair.num_layers == 30 and pair.base_id == str(folder)
+    prompt = pair.tokenizer("The capital of France is", return_tensors="pt")["input_ids"]
+    with torch.no_grad(), pair.as_base() as m:
+        next_id = int(m(input_ids=prompt).logits[0, -1].argmax())
+    assert pair.tokenizer.decode([next_id]).strip() == "Paris"

@@ -1,0 +1,223 @@
+"""The one streaming pass: known answers, and equality with a naive per-cell computation."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import itertools
+from pathlib import Path
+
+import pytest
+import torch
+from tiny_models import biased_head_pair, english_texts, lora_pair, residual_shift_pair, tiny_pair, write_jsonl
+
+from logitdiff.engine.corpus import load_corpus
+from logitdiff.engine.models import ModelPair
+from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, run_pass
+from logitdiff.errors import UserError
+from logitdiff.methods.adl import absolute_layer, logit_lens
+from logitdiff.methods.logitdiff import orderings
+
+SEED = 42
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> str:
+    texts = english_texts(80, seed=11, min_words=1, max_words=14)
+    texts[3] = texts[9] = ""  # empty texts are skipped
+    return str(write_jsonl(tmp_path_factory.mktemp("corpus") / "c.jsonl", texts))
+
+
+def naive_texts(pair: ModelPair, corpus: str, samples: int, positions: int, drop_bos: bool) -> list[list[int]]:
+    """SPEC §2 written out plainly: full tokenization, first S texts with ≥ T tokens."""
+    out = []
+    for _, text in load_corpus(corpus, SEED):
+        if not text:
+            continue
+        ids = pair.tokenizer(text, add_special_tokens=True)["input_ids"]
+        if drop_bos and ids[0] == pair.tokenizer.bos_token_id:
+            ids = ids[1:]
+        if len(ids) >= positions:
+            out.append(ids[:positions])
+        if len(out) == samples:
+            return out
+    raise AssertionError("test corpus too small")
+
+
+def naive_forward(pair: ModelPair, ids: list[int], layer: int | None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """d [T, V] from the models' own full forward (one text, no batching) and the block-`layer` residuals."""
+    x = torch.tensor([ids])
+    with torch.no_grad():
+        with pair.as_base() as m:
+            out_b = m(input_ids=x, output_hidden_states=True)
+        with pair.as_finetuned() as m:
+            out_f = m(input_ids=x, output_hidden_states=True)
+    d = out_f.logits[0].double() - out_b.logits[0].double()
+    if layer is None:
+        return d, None, None
+    return d, out_b.hidden_states[layer + 1][0], out_f.hidden_states[layer + 1][0]
+
+
+def naive_logitdiff(pair: ModelPair, corpus: str, s: int, t: int, k: int, drop_bos: bool = False) -> dict[str, torch.Tensor]:
+    v = pair.model.get_output_embeddings().weight.shape[0]
+    count_pos = torch.zeros(v, dtype=torch.int64)
+    count_neg = torch.zeros(v, dtype=torch.int64)
+    sum_diff = torch.zeros(v, dtype=torch.float64)
+    npos = torch.zeros(v, dtype=torch.int64)
+    for ids in naive_texts(pair, corpus, s, t, drop_bos):
+        d, _, _ = naive_forward(pair, ids, None)
+        for p in range(t):
+            count_pos[torch.topk(d[p], k).indices] += 1
+            count_neg[torch.topk(-d[p], k).indices] += 1
+        sum_diff += d.sum(0)
+        npos += (d > 0).sum(0)
+    return {"count_pos": count_pos, "count_neg": count_neg, "sum_diff": sum_diff, "npos": npos}
+
+
+def assert_counters_equal(got, want: dict[str, torch.Tensor], positions: int) -> None:  # noqa: ANN001
+    assert got.positions == positions
+    assert torch.equal(got.count_pos, want["count_pos"])
+    assert torch.equal(got.count_neg, want["count_neg"])
+    assert torch.equal(got.npos, want["npos"])
+    torch.testing.assert_close(got.sum_diff, want["sum_diff"], rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("make_pair", [tiny_pair, lora_pair], ids=["full-weights", "lora"])
+def test_one_pass_equals_naive_runs_for_every_cell(corpus: str, make_pair) -> None:  # noqa: ANN001
+    pair = make_pair()
+    grid = [LogitDiffRequest(s, t, k) for s, t, k in itertools.product((3, 7, 12), (1, 4, 9), (1, 3, 10))]
+    result = run_pass(pair, corpus, SEED, grid, [], batch_size=4, progress=False)
+    assert set(result.logitdiff) == set(grid)
+    for req in grid:
+        want = naive_logitdiff(pair, corpus, req.samples, req.positions, req.top_k)
+        assert_counters_equal(result.logitdiff[req], want, req.samples * req.positions)
+
+
+def test_lora_pass_uses_one_shared_head(corpus: str) -> None:
+    assert run_pass(lora_pair(), corpus, SEED, [LogitDiffRequest(2, 3, 2)], [], progress=False).record.shared_head
+    assert not run_pass(tiny_pair(), corpus, SEED, [LogitDiffRequest(2, 3, 2)], [], progress=False).record.shared_head
+
+
+def test_adl_equals_naive_means_and_norms(corpus: str) -> None:
+    # HF's hidden_states[L] is taken after the final norm, so the naive side only checks blocks < L−1.
+    pair = lora_pair(layers=5)
+    reqs = [AdlRequest(5, 8, 0.5), AdlRequest(9, 7, 0.75), AdlRequest(5, 8, 0.0)]
+    result = run_pass(pair, corpus, SEED, [LogitDiffRequest(9, 7, 3)], reqs, batch_size=3, progress=False)
+    for req in reqs:
+        layer = absolute_layer(req.layer, 5)
+        stats = result.adl[req]
+        assert stats.layer == layer
+        hb, hf = zip(*(naive_forward(pair, ids, layer)[1:] for ids in naive_texts(pair, corpus, req.samples, req.positions, False)), strict=True)
+        base, ft = torch.stack(hb), torch.stack(hf)
+        torch.testing.assert_close(stats.delta_mean, (ft - base).mean(0), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(stats.base_mean, base.mean(0), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(stats.ft_mean, ft.mean(0), rtol=1e-5, atol=1e-5)
+        assert stats.base_norm == pytest.approx(float(base[:, 5:].norm(dim=-1).mean()), rel=1e-5)
+        assert stats.ft_norm == pytest.approx(float(ft[:, 5:].norm(dim=-1).mean()), rel=1e-5)
+
+
+def test_biased_head_puts_exactly_the_chosen_ids_on_top(corpus: str) -> None:
+    bias = {17: 3.0, 123: 2.0, 250: 1.5}
+    pair = biased_head_pair(bias)
+    req = LogitDiffRequest(10, 6, len(bias))
+    counters = run_pass(pair, corpus, SEED, [req], [], progress=False).logitdiff[req]
+    ranked = orderings(counters, pair.tokenizer, req.top_k)
+    top = ranked["top_k_occurring"]
+    assert [e.token_id for e in top[:3]] == [17, 123, 250]  # value ties at 100 broken by avg diff
+    assert [e.value for e in top[:3]] == [100.0, 100.0, 100.0]
+    assert [e.avg_diff for e in top[:3]] == pytest.approx([3.0, 2.0, 1.5], abs=1e-5)
+    assert top[3].value == 0.0
+    frac = ranked["fraction_positive_diff"]
+    assert [e.token_id for e in frac[:3]] == [17, 123, 250] and frac[0].value == 1.0
+
+
+def test_residual_shift_comes_back_as_delta_and_its_lens_ranks_the_raised_ids(corpus: str) -> None:
+    hidden, block = 32, 1
+    u = torch.nn.functional.normalize(torch.randn(hidden, generator=torch.Generator().manual_seed(3)), dim=0)
+    pair = residual_shift_pair(block, 4.0 * u, layers=3, hidden=hidden)
+    raised = [40, 90, 200]
+    with torch.no_grad():
+        for model in (pair.model, pair.finetuned_full):
+            for scale, i in zip((3.0, 2.5, 2.0), raised, strict=True):
+                model.lm_head.weight[i] = scale * u
+    req = AdlRequest(6, 8, 0.5)  # 3 layers: floor(0.5·2) = block 1
+    stats = run_pass(pair, corpus, SEED, [], [req], progress=False).adl[req]
+    torch.testing.assert_close(stats.delta_mean, (4.0 * u).expand(8, hidden), rtol=0, atol=1e-5)
+    lens = logit_lens(stats, pair)
+    for position in lens.delta:
+        assert position.positive.token_ids[:3] == raised
+        assert len(position.positive.token_ids) == 100 and len(position.negative.token_ids) == 100
+    assert len(lens.base_mean) == len(lens.ft_mean) == 8
+
+
+@pytest.mark.parametrize("drop_bos", [False, True])
+def test_bos_switch_matches_naive(corpus: str, drop_bos: bool) -> None:
+    pair = tiny_pair()
+    reqs = [LogitDiffRequest(5, 4, 3), LogitDiffRequest(6, 2, 1)]
+    result = run_pass(pair, corpus, SEED, reqs, [], drop_bos=drop_bos, progress=False)
+    assert result.record.drop_bos is drop_bos
+    for req in reqs:
+        want = naive_logitdiff(pair, corpus, req.samples, req.positions, req.top_k, drop_bos=drop_bos)
+        assert_counters_equal(result.logitdiff[req], want, req.samples * req.positions)
+
+
+def test_position_zero_is_bos_unless_dropped(corpus: str) -> None:
+    """With BOS kept, every text starts with the same token, so d at position 0 is the same for all texts."""
+    pair = tiny_pair()
+    req = LogitDiffRequest(8, 1, 1)
+    kept = run_pass(pair, corpus, SEED, [req], [], progress=False).logitdiff[req]
+    dropped = run_pass(pair, corpus, SEED, [req], [], drop_bos=True, progress=False).logitdiff[req]
+    assert int((kept.count_pos > 0).sum()) == 1 and int(kept.count_pos.max()) == 8
+    assert int((dropped.count_pos > 0).sum()) > 1
+
+
+def test_smaller_s_uses_a_prefix_and_gives_the_same_counters(corpus: str) -> None:
+    pair = tiny_pair()
+    small, large = LogitDiffRequest(3, 9, 3), LogitDiffRequest(12, 9, 3)
+    both = run_pass(pair, corpus, SEED, [small, large], [], progress=False)
+    alone = run_pass(pair, corpus, SEED, [small], [], progress=False)
+    rows = both.record.rows_by_positions[9]
+    assert len(rows) == 12 and alone.record.rows_by_positions[9] == rows[:3]
+    assert torch.equal(both.logitdiff[small].count_pos, alone.logitdiff[small].count_pos)
+    torch.testing.assert_close(both.logitdiff[small].sum_diff, alone.logitdiff[small].sum_diff, rtol=1e-6, atol=1e-5)
+
+
+def test_record_lists_requests_rows_and_token_counts(corpus: str) -> None:
+    pair = tiny_pair()
+    result = run_pass(pair, corpus, SEED, [LogitDiffRequest(4, 3, 2)], [AdlRequest(2, 6, 0.5)], progress=False)
+    rec = result.record
+    assert rec.seed == SEED and rec.corpus == corpus and rec.finetuned_id == "tiny-noise-finetune"
+    assert [r.method for r in rec.requests] == ["logitdiff", "adl"] and rec.requests[1].layer == 0
+    rows3, rows6 = rec.rows_by_positions[3], rec.rows_by_positions[6]
+    assert len(rows3) == 4 and len(rows6) == 2
+    run = set(rows3) | set(rows6)
+    assert rec.texts_run == len(run)
+    assert rec.tokens_run == sum(6 if row in rows6 else 3 for row in run)
+    assert rec.texts_read == rec.texts_empty + rec.texts_too_short + rec.texts_run
+    assert {"total", "forward", "statistics"} <= set(rec.timings_s)
+    assert rec.versions["torch"] == importlib.metadata.version("torch")
+
+
+def test_too_small_corpus_is_a_user_error(tmp_path: Path) -> None:
+    path = str(write_jsonl(tmp_path / "small.jsonl", ["one two three four five six seven eight nine ten"] * 4))
+    with pytest.raises(UserError, match=r"only 4 usable texts with at least T=5 tokens, but S=6"):
+        run_pass(tiny_pair(), path, SEED, [LogitDiffRequest(6, 5, 2)], [], progress=False)
+
+
+def test_invalid_requests_are_user_errors(corpus: str) -> None:
+    pair = tiny_pair()
+    with pytest.raises(UserError, match="exceeds the vocabulary"):
+        run_pass(pair, corpus, SEED, [LogitDiffRequest(2, 2, 10_000)], [], progress=False)
+    with pytest.raises(UserError, match="T > 5"):
+        run_pass(pair, corpus, SEED, [], [AdlRequest(2, 5, 0.5)], progress=False)
+
+
+def test_last_block_is_hooked_before_the_final_norm(corpus: str) -> None:
+    """r = 1 maps to block L−1, whose output is the residual BEFORE the final norm (HF's last hidden state is after)."""
+    pair = tiny_pair(layers=3)
+    req = AdlRequest(1, 7, 1.0)
+    stats = run_pass(pair, corpus, SEED, [], [req], progress=False).adl[req]
+    ids = naive_texts(pair, corpus, 1, 7, False)[0]
+    with torch.no_grad():
+        normed = pair.model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states[3][0]
+        torch.testing.assert_close(pair.model.model.norm(stats.base_mean), normed, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(stats.base_mean, normed, atol=1e-2)
