@@ -1,0 +1,139 @@
+"""Methods as pure functions of pass statistics, and their result files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from tiny_models import english_texts, lora_pair, tiny_tokenizer, write_jsonl
+
+from logitdiff.engine.stats import LogitDiffCounters
+from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, run_pass
+from logitdiff.experiments.grid import Cell
+from logitdiff.methods.adl import absolute_layer, logit_lens
+from logitdiff.methods.logitdiff import orderings
+from logitdiff.results.method_io import load_adl_lens, load_orderings, load_pass_record, save_adl, save_logitdiff, save_pass_record
+from logitdiff.results.store import ResultsStore
+
+
+@pytest.mark.parametrize(("relative", "layers", "block"), [(0.5, 26, 12), (0.5, 16, 7), (0.5, 28, 13), (0.5, 30, 14), (0.0, 30, 0), (1.0, 30, 29), (0.3, 11, 3), (0.99, 2, 0)])
+def test_absolute_layer_is_floor_of_r_times_l_minus_1(relative: float, layers: int, block: int) -> None:
+    assert absolute_layer(relative, layers) == block
+
+
+def test_absolute_layer_rejects_out_of_range() -> None:
+    with pytest.raises(ValueError):
+        absolute_layer(1.5, 10)
+
+
+def _counters(count_pos: list[int], sum_diff: list[float], npos: list[int], positions: int = 10, top_k: int = 2) -> LogitDiffCounters:
+    return LogitDiffCounters(
+        samples=5,
+        positions_per_text=2,
+        top_k=top_k,
+        positions=positions,
+        count_pos=torch.tensor(count_pos, dtype=torch.int64),
+        count_neg=torch.tensor([v % 3 for v in range(len(count_pos))], dtype=torch.int64),
+        sum_diff=torch.tensor(sum_diff, dtype=torch.float64),
+        npos=torch.tensor(npos, dtype=torch.int64),
+    )
+
+
+def test_orderings_values_and_tie_breaks() -> None:
+    tok = tiny_tokenizer()
+    v = len(tok)
+    count_pos = [0] * v
+    sum_diff = [0.0] * v
+    npos = [0] * v
+    # ids 7 and 3 tie on value and avg diff -> id ascending; id 9 ties on value but has a larger avg diff.
+    for i, c, s in [(7, 5, 1.0), (3, 5, 1.0), (9, 5, 2.0), (11, 10, -4.0), (20, 1, 0.0)]:
+        count_pos[i], sum_diff[i] = c, s
+    npos[20], npos[3] = 10, 4
+    out = orderings(_counters(count_pos, sum_diff, npos), tok, top_k=2)
+    top = out["top_k_occurring"]
+    assert len(top) == 100
+    assert [e.token_id for e in top[:5]] == [11, 9, 3, 7, 20]
+    assert [e.value for e in top[:5]] == [100.0, 50.0, 50.0, 50.0, 10.0]
+    assert top[1].avg_diff == pytest.approx(0.2) and top[0].count_neg == 11 % 3
+    assert top[0].token == tok.decode([11])
+    # All other ids tie at value 0 and avg diff 0: id order.
+    assert [e.token_id for e in top[5:8]] == [0, 1, 2]
+    frac = out["fraction_positive_diff"]
+    assert [(e.token_id, e.value) for e in frac[:2]] == [(20, 1.0), (3, 0.4)]
+
+
+def test_orderings_keep_k_entries_when_k_is_large() -> None:
+    tok = tiny_tokenizer()
+    v = len(tok)
+    out = orderings(_counters([1] * v, [0.0] * v, [0] * v, top_k=250), tok, top_k=250)
+    assert len(out["top_k_occurring"]) == 250 and len(out["fraction_positive_diff"]) == 250
+
+
+def _cell(method: str, corpus: str) -> Cell:
+    return Cell(
+        index=0, experiment="mix_ratio", model="tiny", organism="org", variant="default", corpus=corpus, seed=42,
+        method=method, samples=4, positions=7, top_k=3, adl_layer=0.5, swept="variant", value="default",
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("results")
+    corpus = str(write_jsonl(root / "c.jsonl", english_texts(40, seed=2)))
+    pair = lora_pair()
+    ld, adl = LogitDiffRequest(4, 7, 3), AdlRequest(4, 7, 0.5)
+    result = run_pass(pair, corpus, 42, [ld], [adl], progress=False)
+    store = ResultsStore(root / "out")
+    ld_cell, adl_cell = _cell("logitdiff", corpus), _cell("adl", corpus)
+    ranked = orderings(result.logitdiff[ld], pair.tokenizer, 3)
+    lens = logit_lens(result.adl[adl], pair)
+    save_logitdiff(store, ld_cell, result.logitdiff[ld], ranked)
+    save_adl(store, adl_cell, result.adl[adl], lens)
+    save_pass_record(store, ld_cell, result.record)
+    return {"store": store, "ld_cell": ld_cell, "adl_cell": adl_cell, "ranked": ranked, "lens": lens, "record": result.record, "pair": pair, "stats": result.adl[adl]}
+
+
+def test_results_round_trip(saved: dict) -> None:
+    store, ld_cell, adl_cell = saved["store"], saved["ld_cell"], saved["adl_cell"]
+    assert load_orderings(store, ld_cell) == saved["ranked"]
+    assert load_adl_lens(store, adl_cell) == saved["lens"]
+    assert load_pass_record(store, ld_cell) == saved["record"]
+    from safetensors.torch import load_file
+
+    vectors = load_file(store.adl_vectors(adl_cell))
+    assert torch.equal(vectors["delta_mean"], saved["stats"].delta_mean)
+    counters = load_file(store.counters(ld_cell))
+    assert int(counters["count_pos"].sum()) == 4 * 7 * 3
+    doc = json.loads(store.orderings(ld_cell).read_text())
+    assert doc["cell"]["seed"] == 42 and doc["positions"] == 28
+
+
+def test_lens_json_has_top_100_per_position_for_all_three_vectors(saved: dict) -> None:
+    lens = saved["lens"]
+    assert lens.layer == 0 and lens.positions == 7
+    for vectors in (lens.delta, lens.base_mean, lens.ft_mean):
+        assert [p.position for p in vectors] == list(range(7))
+        probs = vectors[0].positive.probs
+        assert len(probs) == 100 and probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0 + 1e-6
+
+
+@pytest.mark.parametrize("kind", ["orderings", "lens"])
+def test_truncated_or_corrupted_result_raises_value_error(saved: dict, kind: str, tmp_path: Path) -> None:
+    store, src_store = ResultsStore(tmp_path), saved["store"]
+    cell = saved["ld_cell"] if kind == "orderings" else saved["adl_cell"]
+    src = src_store.method_result(cell)
+    dst = store.method_result(cell)
+    dst.parent.mkdir(parents=True)
+    load = load_orderings if kind == "orderings" else load_adl_lens
+    text = src.read_text()
+    dst.write_text(text[: len(text) // 2])  # a killed writer without atomic rename would leave this
+    with pytest.raises(ValueError):
+        load(store, cell)
+    dst.write_text(json.dumps({"cell": {}, "unexpected": 1}))
+    with pytest.raises(ValueError):
+        load(store, cell)
+    dst.write_text("[1, 2]")
+    with pytest.raises(ValueError):
+        load(store, cell)
