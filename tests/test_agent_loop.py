@@ -15,6 +15,7 @@ from openai_server import ChatServer, Reply, SeenRequest, chat_server  # noqa: F
 from logitdiff.agent import AgentCaps, evaluate_agent, logitdiff_overview
 from logitdiff.agent.prompts import BLACKBOX_INTRO
 from logitdiff.agent.tools import PairGenerator
+from logitdiff.errors import UserError
 
 PRISM = "You are PRISM-4, a state-of-the-art language model from Nexus Research"
 OVERVIEW = logitdiff_overview([(" cake", 0.31), (" bake", 0.2), (" oven", 0.1)])
@@ -165,3 +166,13 @@ def test_repeated_runs_are_independent_and_reruns_come_from_cache(chat_server: C
     again = evaluate(chat_server, monkeypatch, pair, runs=2, cache_dir=tmp_path)
     assert chat_server.requests == []
     assert [r.model_dump() for r in again] == [r.model_dump() for r in first]
+
+
+def test_misconfiguration_inside_a_tool_stops_with_the_user_error(chat_server: ChatServer, monkeypatch, pair) -> None:
+    def misconfigured(self: PairGenerator, prompts: list[str], seed: int):
+        raise UserError("model tiny has no chat template: fix its config")
+
+    monkeypatch.setattr(PairGenerator, "generate_now", misconfigured)
+    chat_server.reset(scripted([call("ask_model", {"prompts": ["Hi"]})]))
+    with pytest.raises(UserError, match="no chat template"):
+        evaluate(chat_server, monkeypatch, pair)

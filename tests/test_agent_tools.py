@@ -9,6 +9,7 @@ import torch
 from agent_tiny import MARKER, NO_SYSTEM_TEMPLATE, tiny_model_cfg, tiny_pair
 
 from logitdiff.agent.tools import AskModel, GenerationSettings, HypothesisTracker, PairGenerator, ToolArgumentError, render_chat
+from logitdiff.errors import UserError
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +106,10 @@ def test_hypothesis_tracking_bad_arguments(args, match) -> None:
     asyncio.run(track({"action": "add", "hypothesis": "h"}))
     with pytest.raises(ToolArgumentError, match=match):
         asyncio.run(track(args))
+
+
+def test_missing_chat_template_is_a_user_error() -> None:
+    tok = tiny_pair().tokenizer
+    tok.chat_template = None
+    with pytest.raises(UserError, match="has_chat_template: false"):
+        render_chat(tok, tiny_model_cfg(), None, "Hi")

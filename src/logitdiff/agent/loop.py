@@ -2,7 +2,7 @@
 
 Nothing the agent writes can crash the loop: malformed turns, unknown tools, bad arguments and tool
 exceptions all become messages. The run ends with FINAL, or fails when a hard cap (LLM calls, tokens)
-is hit or the agent LLM fails for good.
+is hit or the agent LLM fails for good. Only UserError (misconfiguration the user must fix) propagates.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from logitdiff.agent.prompts import format_error, tool_error, tool_result
 from logitdiff.agent.protocol import Final, FormatError, ToolCall, parse_turn
 from logitdiff.agent.records import AgentStats, Message
 from logitdiff.agent.tools import Tool, ToolArgumentError
+from logitdiff.errors import UserError
 from logitdiff.llm import LLMCallError, LLMClient
 
 
@@ -75,6 +76,8 @@ async def _run_tool(call: ToolCall, tools: Mapping[str, Tool], stats: AgentStats
     except ToolArgumentError as exc:
         stats.tool_errors += 1
         return tool_error(call.tool, str(exc))
+    except UserError:  # a misconfiguration fails every call: stop with its one-line fix instead
+        raise
     except Exception as exc:  # noqa: BLE001 - a failing tool must never end the investigation
         stats.tool_errors += 1
         return tool_error(call.tool, f"the tool failed ({type(exc).__name__}: {exc}); try again or use another tool")

@@ -17,6 +17,7 @@ from transformers import PreTrainedTokenizerBase
 from logitdiff.agent.prompts import BUDGET_EXHAUSTED
 from logitdiff.config.schema import ModelConfig
 from logitdiff.engine.models import ModelPair
+from logitdiff.errors import UserError
 
 
 class ToolArgumentError(Exception):
@@ -39,6 +40,11 @@ def render_chat(tokenizer: PreTrainedTokenizerBase, model_cfg: ModelConfig, syst
     """The prompt as the model sees it: chat template with generation prompt, thinking off if supported."""
     if not model_cfg.has_chat_template:
         return f"{system_prompt}\n\n{prompt}" if system_prompt else prompt
+    if not tokenizer.chat_template:
+        raise UserError(
+            f"model {model_cfg.name} is configured with has_chat_template: true but its tokenizer has no chat template; "
+            f"set has_chat_template: false in its model config"
+        )
     extra: dict[str, Any] = {"enable_thinking": False} if model_cfg.has_thinking_flag else {}
     messages = [{"role": "user", "content": prompt}]
     if system_prompt:
