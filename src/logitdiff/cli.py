@@ -125,7 +125,9 @@ def _experiment_command(cli_name: str) -> Callable[..., None]:
             drop_bos=drop_bos,
             overwrite=overwrite,
         )
-        run_experiment(Registry.load(), settings)
+        summary = run_experiment(Registry.load(), settings)
+        if summary.failed:
+            raise typer.Exit(1)  # failures are listed in the summary; the stored cells stay usable
 
     command.__doc__ = f"Run the {cli_name} experiment grid (see configs/experiments)."
     return command

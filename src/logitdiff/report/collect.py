@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from logitdiff.experiments.candidates import list_position
 from logitdiff.experiments.grid import Cell
 from logitdiff.results.atomic import read_json
 from logitdiff.results.records import RelevanceResult
@@ -25,6 +26,8 @@ class Collected:
 def _relevance_rows(res: RelevanceResult, cell: Cell) -> list[dict[str, object]]:
     rows = []
     for lst in res.lists:
+        position = list_position(lst.list_id)
+        metrics = lst.metrics
         rows.append(
             {
                 "experiment": cell.experiment,
@@ -32,9 +35,9 @@ def _relevance_rows(res: RelevanceResult, cell: Cell) -> list[dict[str, object]]
                 "organism": cell.organism,
                 "variant": cell.variant,
                 "corpus": cell.corpus,
-                "method": lst.method,
-                "ordering": lst.ordering,
-                "position": lst.position,
+                "method": cell.method,
+                "ordering": None if position is not None else lst.list_id,
+                "position": position,
                 "parameter": cell.swept,
                 "value": cell.value,
                 "seed": cell.seed,
@@ -42,11 +45,14 @@ def _relevance_rows(res: RelevanceResult, cell: Cell) -> list[dict[str, object]]
                 "T": cell.positions,
                 "K": cell.top_k,
                 "judge": res.judge,
-                "percentage": lst.percentage,
-                "weighted_percentage": lst.weighted_percentage,
-                "trivial_percentage": lst.trivial_percentage,
+                "percentage": metrics.percentage if metrics else None,
+                "weighted_percentage": metrics.weighted_percentage if metrics else None,
+                "trivial_percentage": metrics.trivial_percentage if metrics else None,
                 "failed": lst.failed,
-                "tokens": [t.model_dump() for t in lst.tokens],
+                "tokens": [
+                    {"token": c.token, "weight": c.weight, "label": label}
+                    for c, label in zip(lst.candidates, lst.labels or ["UNKNOWN"] * len(lst.candidates), strict=True)
+                ],
             }
         )
     return rows
@@ -70,6 +76,9 @@ def _agent_rows(store: ResultsStore, cell: Cell, agent_id: str, budget: int, run
             missing.append(f"{what}: failed ({doc['failed']})")
             continue
         for grade in doc.get("grades", []):
+            if grade.get("score") is None:
+                missing.append(f"{what}: grader run {grade.get('grader_run')} failed ({grade.get('failed')})")
+                continue
             rows.append(
                 {
                     "experiment": cell.experiment,

@@ -17,7 +17,7 @@ PARAMETER_LABELS = {"top_k": "K (top-K depth)", "positions": "T (positions per t
 
 
 def relevance_per_seed(df: pd.DataFrame, column: str) -> pd.DataFrame:
-    """One number per (method, value, seed): the main LogitDiff ordering, ADL averaged over positions."""
+    """One number (in %) per (method, value, seed): the main LogitDiff ordering, ADL averaged over positions."""
     ok = df[df["failed"].isna() & df[column].notna()]
     ok = ok[(ok["method"] == "adl") | (ok["ordering"] == MAIN_ORDERING)]
     return ok.groupby(["method", "value", "seed"], sort=False, as_index=False)[column].mean()
@@ -48,7 +48,7 @@ def plot_relevance(df: pd.DataFrame, column: str, values: list[object], paramete
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for method, group in stats.groupby("method", sort=False):
         group = group.assign(x=group["value"].map(xs)).sort_values("x")
-        mean, sd = 100 * group["mean"], 100 * group["std"]
+        mean, sd = group["mean"], group["std"]
         ax.plot(group["x"], mean, marker="o", label=METHOD_LABELS.get(str(method), str(method)))
         ax.fill_between(group["x"], (mean - sd).clip(0, 100), (mean + sd).clip(0, 100), alpha=0.2)
     _setup_axes(ax, parameter, values, categorical)

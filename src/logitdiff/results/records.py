@@ -6,39 +6,17 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from logitdiff.config.schema import Method
 from logitdiff.experiments.grid import Cell
-
-Label = Literal["RELEVANT", "IRRELEVANT", "UNKNOWN"]
-
-
-class GradedToken(BaseModel):
-    token: str
-    weight: float
-    label: Label
-
-
-class GradedListRecord(BaseModel):
-    """One graded candidate list: a LogitDiff ordering, or one ADL position."""
-
-    list_id: str
-    method: Method
-    ordering: str | None = None  # LogitDiff ordering name
-    position: int | None = None  # ADL position
-    tokens: list[GradedToken]
-    percentage: float | None
-    weighted_percentage: float | None
-    trivial_percentage: float | None
-    failed: str | None = None
-    rotations: list[int] = []
-    raw_responses: list[str] = []
+from logitdiff.judge.relevance import GradedList
 
 
 class RelevanceResult(BaseModel):
+    """All graded lists of one cell by one judge (LogitDiff orderings, or ADL positions 0–4)."""
+
     judge: str
     judge_is_offline: bool
     cell: Cell
-    lists: list[GradedListRecord]
+    lists: list[GradedList]
 
 
 class CellFailure(BaseModel):

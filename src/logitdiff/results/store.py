@@ -87,3 +87,7 @@ class ResultsStore:
 
     def failure(self, cell: Cell) -> Path:
         return self.method_dir(cell) / "FAILED.json"
+
+    def has_agent_results(self, cells: list[Cell], agent_id: str, budget: int) -> bool:
+        """Whether any cell of a grid has agent runs stored (mode plotting draws them if so)."""
+        return any(self.agent_run(c, agent_id, budget, 0).parent.is_dir() for c in cells)

@@ -1,0 +1,74 @@
+"""Mode full: run the interpretability agent on each cell's method output, and the blackbox baseline."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from logitdiff.agent.evaluate import evaluate_agent
+from logitdiff.agent.prompts import adl_overview, logitdiff_overview
+from logitdiff.agent.records import AgentRunRecord
+from logitdiff.experiments.candidates import ADL_POSITIONS, method_tokens
+from logitdiff.experiments.grid import Cell
+from logitdiff.results.atomic import read_json, write_json
+
+if TYPE_CHECKING:
+    from logitdiff.experiments.stages import Stages
+
+
+def overview_for(stages: Stages, cell: Cell) -> str:
+    tokens = method_tokens(stages.store, cell)
+    if cell.method == "logitdiff":
+        return logitdiff_overview(tokens["top_k_occurring"])
+    return adl_overview({p: tokens[f"adl_pos{p}"] for p in ADL_POSITIONS})
+
+
+def _done(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        return AgentRunRecord.model_validate(read_json(path)).failed is None
+    except ValueError:
+        return False
+
+
+def _run(stages: Stages, cell: Cell, overview: str | None, paths: list[Path]) -> None:
+    s = stages.settings
+    todo = [p for p in paths if s.overwrite or not _done(p)]
+    stages.summary.agent_reused += len(paths) - len(todo)
+    if not todo:
+        return
+    model_cfg, _, organism = stages.configs(cell)
+    records = asyncio.run(
+        evaluate_agent(
+            pair=stages.pair(cell),
+            model_cfg=model_cfg,
+            organism=organism,
+            overview=overview,
+            agent_llm=stages.agent_llm,
+            grader_llm=stages.grader_llm,
+            seed=cell.seed,
+            budget=s.agent_budget,
+            runs=s.agent_runs,
+            grader_runs=s.grader_runs,
+            max_new_tokens=s.agent_max_new_tokens,
+        )
+    )
+    for path, record in zip(paths, records, strict=True):
+        if path in todo:
+            write_json(path, record.model_dump())
+            if record.failed:
+                stages.summary.failed.append(f"{cell.label()} [agent run {record.run}{' blackbox' if overview is None else ''}]: {record.failed}")
+            else:
+                stages.summary.agent_runs += 1
+
+
+def run_agent_stage(stages: Stages, cells: list[Cell]) -> None:
+    s = stages.settings
+    for cell in cells:
+        paths = [stages.store.agent_run(cell, stages.agent_id, s.agent_budget, r) for r in range(s.agent_runs)]
+        _run(stages, cell, overview_for(stages, cell), paths)
+        if cell in stages.blackbox:
+            paths = [stages.store.blackbox_run(cell, stages.agent_id, s.agent_budget, r) for r in range(s.agent_runs)]
+            _run(stages, cell, None, paths)

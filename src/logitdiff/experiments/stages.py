@@ -1,0 +1,207 @@
+"""The per-pass stages of a run: engine pass → relevance grading → agent evaluation.
+
+Each stage first checks the store and only does what is missing (or everything with --overwrite).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import torch
+from rich.console import Console
+
+from logitdiff.cache_dir import cache_root
+from logitdiff.config.loader import Registry
+from logitdiff.config.schema import FinetunedRef, ModelConfig, OrganismConfig
+from logitdiff.engine.models import ModelPair, base_source, load_pair, load_tokenizer
+from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, run_pass
+from logitdiff.errors import UserError
+from logitdiff.experiments.candidates import candidate_lists
+from logitdiff.experiments.grid import Cell
+from logitdiff.experiments.judge_choice import judge_label, resolve_judge_id
+from logitdiff.experiments.settings import RunSettings
+from logitdiff.judge.factory import make_judge
+from logitdiff.judge.frequent_tokens import frequent_training_tokens
+from logitdiff.judge.relevance import Judge, grade_lists
+from logitdiff.llm.client import LLMClient
+from logitdiff.llm.spec import parse_llm_id
+from logitdiff.methods.adl import logit_lens
+from logitdiff.methods.logitdiff import orderings
+from logitdiff.results.atomic import read_json, write_json
+from logitdiff.results.method_io import load_adl_lens, load_orderings, save_adl, save_logitdiff, save_pass_record
+from logitdiff.results.records import CellFailure, RelevanceResult
+from logitdiff.results.store import ResultsStore
+
+if TYPE_CHECKING:
+    from logitdiff.experiments.runner import RunSummary
+
+console = Console(stderr=True)
+
+
+@dataclass
+class _PairCache:
+    """Keeps the last loaded model pair: consecutive passes of one variant reuse it."""
+
+    key: tuple[str, str, str] | None = None
+    pair: ModelPair | None = None
+
+    def get(self, key: tuple[str, str, str], load: Callable[[], ModelPair]) -> ModelPair:
+        if self.key != key or self.pair is None:
+            self.pair = None  # drop the previous weights before loading the next
+            self.pair = load()
+            self.key = key
+        return self.pair
+
+
+@dataclass
+class Stages:
+    reg: Registry
+    settings: RunSettings
+    store: ResultsStore
+    summary: RunSummary
+    blackbox: frozenset[Cell] = frozenset()
+    judge_id: str = ""
+    judge_label: str = ""
+    agent_id: str = ""
+    judge: Judge | None = None
+    agent_llm: LLMClient | None = None
+    grader_llm: LLMClient | None = None
+    _pairs: _PairCache = field(default_factory=_PairCache)
+    _frequent: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.judge_id = resolve_judge_id(self.settings.judge)
+        self.judge_label = judge_label(self.judge_id)
+        self.agent_id = parse_llm_id(self.settings.agent_llm).id
+
+    # ---- set-up -------------------------------------------------------------------------
+    def prepare(self, *, with_agent: bool) -> None:
+        """Build the LLM clients; in mode full fail before any model is loaded if they are unusable."""
+        cache = self.settings.cache_dir
+        self.judge = make_judge(self.settings.judge, cache)
+        if with_agent:
+            self.agent_llm = LLMClient(parse_llm_id(self.settings.agent_llm), cache)
+            self.grader_llm = LLMClient(parse_llm_id(self.settings.grader_llm), cache)
+            self.agent_llm.check_reachable()
+            self.grader_llm.check_reachable()
+
+    def close(self) -> None:
+        if self.judge is not None:
+            self.summary.llm_usage.append(self.judge.usage_summary())
+        for client in (self.agent_llm, self.grader_llm):
+            if client is not None:
+                self.summary.llm_usage.append(client.usage.summary(client.spec.id))
+        self._pairs = _PairCache()
+
+    # ---- helpers --------------------------------------------------------------------------
+    def configs(self, cell: Cell) -> tuple[ModelConfig, FinetunedRef, OrganismConfig]:
+        return self.reg.model(cell.model), self.reg.finetuned(cell.organism, cell.model, cell.variant), self.reg.organism(cell.organism)
+
+    def pair(self, cell: Cell) -> ModelPair:
+        model_cfg, ref, _ = self.configs(cell)
+        s = self.settings
+        key = (cell.model, cell.organism, cell.variant)
+        return self._pairs.get(key, lambda: load_pair(model_cfg, ref, device=s.device, dtype=s.dtype))
+
+    def fail(self, cell: Cell, stage: str, reason: str) -> None:
+        write_json(self.store.failure(cell), CellFailure(cell=cell, stage=stage, reason=reason).model_dump())  # type: ignore[arg-type]
+        self.summary.failed.append(f"{cell.label()} [{stage}]: {reason}")
+
+    def _method_done(self, cell: Cell) -> bool:
+        if not self.store.method_result(cell).is_file():
+            return False
+        try:
+            (load_orderings if cell.method == "logitdiff" else load_adl_lens)(self.store, cell)
+        except ValueError as exc:
+            console.print(f"[yellow]unreadable result, redoing[/] {cell.label()}: {exc}")
+            return False
+        return True
+
+    def _relevance_done(self, cell: Cell) -> bool:
+        path = self.store.relevance(cell, self.judge_id)
+        if not path.is_file():
+            return False
+        try:
+            res = RelevanceResult.model_validate(read_json(path))
+        except ValueError as exc:
+            console.print(f"[yellow]unreadable relevance result, regrading[/] {cell.label()}: {exc}")
+            return False
+        return not any(lst.failed for lst in res.lists)
+
+    # ---- the stages ---------------------------------------------------------------------------
+    def run_group(self, group: list[Cell]) -> None:
+        ready = self._pass_stage(group)
+        self._relevance_stage(ready)
+        if self.agent_llm is not None:
+            from logitdiff.experiments.agent_stage import run_agent_stage
+
+            run_agent_stage(self, ready)
+
+    def _pass_stage(self, group: list[Cell]) -> list[Cell]:
+        """Compute the method results that are missing; returns the cells whose results exist now."""
+        need = [c for c in group if self.settings.overwrite or not self._method_done(c)]
+        self.summary.reused += len(group) - len(need)
+        if not need:
+            return group
+        ld = {c: LogitDiffRequest(c.samples, c.positions, c.top_k) for c in need if c.method == "logitdiff"}
+        adl = {c: AdlRequest(c.samples, c.positions, c.adl_layer) for c in need if c.method == "adl"}
+        first = need[0]
+        try:
+            pair = self.pair(first)
+            result = run_pass(
+                pair,
+                first.corpus,
+                first.seed,
+                list(dict.fromkeys(ld.values())),
+                list(dict.fromkeys(adl.values())),
+                batch_size=self.settings.batch_size,
+                drop_bos=self.settings.drop_bos,
+            )
+        except torch.cuda.OutOfMemoryError:
+            reason = "out of GPU memory: rerun with a smaller --batch-size (or --dtype bfloat16)"
+        except UserError as exc:
+            reason = str(exc)
+        else:
+            save_pass_record(self.store, first, result.record)
+            for c, req in ld.items():
+                save_logitdiff(self.store, c, result.logitdiff[req], orderings(result.logitdiff[req], pair.tokenizer, c.top_k))
+            for c, areq in adl.items():
+                save_adl(self.store, c, result.adl[areq], logit_lens(result.adl[areq], pair))
+            for c in need:
+                self.store.failure(c).unlink(missing_ok=True)
+            self.summary.computed += len(need)
+            return group
+        for c in need:
+            self.fail(c, "pass", reason)
+        return [c for c in group if c not in need]
+
+    def _frequent_tokens(self, cell: Cell) -> list[str]:
+        key = (cell.model, cell.organism)
+        if key not in self._frequent:
+            model_cfg, _, organism = self.configs(cell)
+            tokenizer = self._pairs.pair.tokenizer if self._pairs.pair is not None else load_tokenizer(base_source(model_cfg))
+            self._frequent[key] = frequent_training_tokens(organism, tokenizer, self.settings.cache_dir or cache_root())
+        return self._frequent[key]
+
+    def _relevance_stage(self, cells: list[Cell]) -> None:
+        todo = [c for c in cells if self.settings.overwrite or not self._relevance_done(c)]
+        self.summary.grades_reused += len(cells) - len(todo)
+        if not todo:
+            return
+        assert self.judge is not None
+        organism = self.reg.organism(todo[0].organism)
+        per_cell = {c: candidate_lists(self.store, c) for c in todo}
+        flat = [lst for lists in per_cell.values() for lst in lists]
+        graded = iter(asyncio.run(grade_lists(self.judge, organism, self._frequent_tokens(todo[0]), flat)))
+        for c, lists in per_cell.items():
+            mine = [next(graded) for _ in lists]
+            result = RelevanceResult(judge=self.judge_id, judge_is_offline=self.judge_id.startswith("offline"), cell=c, lists=mine)
+            write_json(self.store.relevance(c, self.judge_id), result.model_dump())
+            for lst in mine:
+                if lst.failed:
+                    self.summary.failed.append(f"{c.label()} [relevance {lst.list_id}]: {lst.failed}")
+                else:
+                    self.summary.graded += 1

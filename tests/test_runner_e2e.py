@@ -1,0 +1,142 @@
+"""End-to-end runs of the four experiments on a tiny local organism with a scripted judge.
+
+The judge is a real HTTP server on loopback speaking chat-completions; its rule is known (a candidate
+is RELEVANT iff its stripped text has an even, non-zero length), so grades can be checked exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from openai_server import ChatServer, Reply, SeenRequest, chat_server  # noqa: F401  (fixture)
+from tiny_experiment import TINY_MODEL, TINY_ORGANISM, TinySetup, build_tiny_setup
+
+from logitdiff.config.loader import Registry
+from logitdiff.experiments.grid import GridOptions
+from logitdiff.experiments.runner import RunSummary, run_experiment
+from logitdiff.experiments.settings import Mode, RunSettings
+
+_CANDIDATE = re.compile(r'^(\d+)\. "(.*)"$', re.MULTILINE)
+
+# Reduced grids: (experiment, values, fixed overrides)
+GRIDS = {
+    "topk-depth": (["1", "3", "10"], {"samples": 4, "positions": 6}),
+    "token-positions": (["1", "4", "9"], {"samples": 3, "top_k": 3}),
+    "n-samples": (["2", "5"], {"positions": 6, "top_k": 3}),
+    "mix-ratio": (["default", "mix1-0p5"], {"samples": 3, "positions": 7, "top_k": 3}),
+}
+
+
+def judge_rule(token: str) -> str:
+    text = token.strip()
+    return "RELEVANT" if text and len(text) % 2 == 0 else "IRRELEVANT"
+
+
+def scripted_judge(request: SeenRequest) -> Reply:
+    """Answers the candidates of the last user message (the judge prompt quotes them JSON-style)."""
+    tokens = _CANDIDATE.findall(request.last_user)
+    return Reply("\n".join(f"ANSWER[{i}]: {judge_rule(json.loads(f'{chr(34)}{tok}{chr(34)}', strict=False))}" for i, tok in tokens))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinySetup:
+    return build_tiny_setup(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture
+def env(tiny: TinySetup, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    for key in ("LOGITDIFF_CONFIGS", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.setenv(key, tiny.env[key])
+    monkeypatch.setenv("LOGITDIFF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("SLURM_ARRAY_TASK_ID", raising=False)
+    return tmp_path
+
+
+def settings(experiment: str, server: ChatServer, root: Path, **kw: object) -> RunSettings:
+    values, fixed = GRIDS[experiment]
+    grid = GridOptions(model=TINY_MODEL, organism=TINY_ORGANISM, seeds=[42, 1042], values=values, **fixed)  # type: ignore[arg-type]
+    base = dict(
+        experiment=experiment,
+        grid=grid,
+        mode=Mode.diffing,
+        results_dir=root / "results",
+        output_dir=root / "outputs",
+        judge=f"vllm/scripted-judge@{server.base_url}",
+        cache_dir=root / "llm-cache",
+        batch_size=2,
+    )
+    base.update(kw)
+    return RunSettings(**base)  # type: ignore[arg-type]
+
+
+def stored(results: Path) -> dict[str, object]:
+    """Every stored result document (orderings, lens, relevance) by path, minus run-specific fields."""
+    out: dict[str, object] = {}
+    for path in sorted(results.rglob("*.json")):
+        rel = str(path.relative_to(results))
+        if path.name in ("orderings.json", "lens.json"):
+            out[rel] = json.loads(path.read_text())
+        elif "relevance" in path.parts:
+            doc = json.loads(path.read_text())
+            out[rel] = [(lst["list_id"], lst["labels"], lst["metrics"]) for lst in doc["lists"]]
+    return out
+
+
+def assert_close(a: object, b: object, where: str = "") -> None:
+    """Equal structure and exact ints/strings; floats equal up to batch-shape rounding (fp32 sums)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            assert_close(a[k], b[k], f"{where}/{k}")
+    elif isinstance(a, list) and isinstance(b, list):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_close(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6), (where, a, b)
+    else:
+        assert a == b, (where, a, b)
+
+
+def run(reg_settings: RunSettings) -> RunSummary:
+    return run_experiment(Registry.load(), reg_settings)
+
+
+@pytest.mark.parametrize("experiment", list(GRIDS))
+def test_sequential_equals_array_tasks(experiment: str, env: Path, chat_server: ChatServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    chat_server.reset(scripted_judge)
+    seq = run(settings(experiment, chat_server, env / "seq"))
+    assert not seq.failed
+    n_cells = len(GRIDS[experiment][0]) * 2 * (2 if experiment == "mix-ratio" else 1)
+    assert seq.computed == n_cells and seq.reused == 0
+
+    for task in range(n_cells + 1):
+        monkeypatch.setenv("SLURM_ARRAY_TASK_ID", str(task))
+        res = run(settings(experiment, chat_server, env / "arr", array_job=True))
+        assert not res.failed
+        assert res.computed == (1 if task < n_cells else 0)
+    assert_close(stored(env / "seq" / "results"), stored(env / "arr" / "results"))
+
+    folder = env / "arr" / "outputs" / experiment.replace("-", "_") / TINY_MODEL / TINY_ORGANISM
+    for name in ("token_relevance_corpus.png", "token_relevance_weighted_corpus.png", "token_relevance_results.json"):
+        assert (folder / name).is_file(), name
+    records = json.loads((folder / "token_relevance_results.json").read_text())
+    # LogitDiff cells give 2 graded lists (two orderings), ADL cells 5 (positions 0-4).
+    expected_lists = n_cells // 2 * (2 + 5) if experiment == "mix-ratio" else 2 * n_cells
+    assert len(records) == expected_lists
+    for rec in records:
+        labels = [t["label"] for t in rec["tokens"]]
+        expected = [judge_rule(t["token"]) for t in rec["tokens"]]
+        assert labels == expected
+        assert rec["percentage"] == pytest.approx(100 * labels.count("RELEVANT") / len(labels))
+        assert rec["judge"] == "vllm/scripted-judge"
+    assert json.loads((folder / "missing.json").read_text()) == []
