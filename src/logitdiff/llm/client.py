@@ -153,10 +153,10 @@ class LLMClient:
             self.usage.failures += 1
             raise
         if self._cache is not None:
-            self._cache.put(key, {
-                "llm_id": self.spec.id, "text": completion.text,
-                "prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
-            })
+            entry = {"llm_id": self.spec.id, "text": completion.text,
+                     "prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens}
+            # The atomic write fsyncs; off the event loop so it does not stall the other requests.
+            await asyncio.to_thread(self._cache.put, key, entry)
         return completion
 
     async def _call_with_retries(self, request: dict[str, Any]) -> Completion:
