@@ -140,3 +140,98 @@ def test_sequential_equals_array_tasks(experiment: str, env: Path, chat_server: 
         assert rec["percentage"] == pytest.approx(100 * labels.count("RELEVANT") / len(labels))
         assert rec["judge"] == "vllm/scripted-judge"
     assert json.loads((folder / "missing.json").read_text()) == []
+
+
+def _outputs(root: Path, experiment: str) -> Path:
+    return root / "outputs" / experiment.replace("-", "_") / TINY_MODEL / TINY_ORGANISM
+
+
+def test_plotting_makes_no_model_or_api_call(env: Path, chat_server: ChatServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    chat_server.reset(scripted_judge)
+    run(settings("topk-depth", chat_server, env))
+    before = (_outputs(env, "topk-depth") / "token_relevance_results.json").read_text()
+    (_outputs(env, "topk-depth") / "token_relevance_results.json").unlink()
+    chat_server.reset()
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("mode plotting must not load models or run passes")
+
+    import logitdiff.experiments.stages as stages
+
+    monkeypatch.setattr(stages, "load_pair", forbidden)
+    monkeypatch.setattr(stages, "run_pass", forbidden)
+    summary = run(settings("topk-depth", chat_server, env, mode=Mode.plotting))
+    assert summary.computed == summary.reused == summary.graded == 0
+    assert chat_server.requests == []
+    assert (_outputs(env, "topk-depth") / "token_relevance_results.json").read_text() == before
+
+
+def test_corrupted_results_are_detected_and_redone(env: Path, chat_server: ChatServer) -> None:
+    chat_server.reset(scripted_judge)
+    first = run(settings("topk-depth", chat_server, env))
+    reference = stored(env / "results")
+    orderings = sorted((env / "results").rglob("orderings.json"))
+    relevance = sorted((env / "results").rglob("relevance/*.json"))
+    orderings[0].write_text(orderings[0].read_text()[:50])  # a half-written file
+    relevance[-1].write_text("{")
+    n_requests = len(chat_server.requests)
+
+    again = run(settings("topk-depth", chat_server, env))
+    assert (again.computed, again.reused) == (1, first.computed - 1)
+    assert again.grades_reused == first.computed - 2  # the recomputed cell and the corrupted grade
+    assert_close(stored(env / "results"), reference)
+    # the regraded lists came from the judge's on-disk cache: no new requests
+    assert len(chat_server.requests) == n_requests
+
+
+def test_rerun_skips_finished_cells_and_overwrite_redoes_them(env: Path, chat_server: ChatServer) -> None:
+    chat_server.reset(scripted_judge)
+    first = run(settings("n-samples", chat_server, env))
+    again = run(settings("n-samples", chat_server, env))
+    assert (again.computed, again.reused, again.graded, again.grades_reused) == (0, first.computed, 0, first.computed)
+    redo = run(settings("n-samples", chat_server, env, overwrite=True))
+    assert (redo.computed, redo.reused) == (first.computed, 0)
+
+
+def test_impossible_cell_fails_alone_and_is_reported(env: Path, chat_server: ChatServer) -> None:
+    chat_server.reset(scripted_judge)
+    # No text of the tiny corpus has 500 tokens: that cell fails, the others share the pass and succeed.
+    s = settings("token-positions", chat_server, env, grid=GridOptions(model=TINY_MODEL, organism=TINY_ORGANISM, seeds=[42], values=["4", "500"], samples=3, top_k=3))
+    summary = run(s)
+    assert summary.computed == 1
+    assert len(summary.failed) == 1 and "#1 " in summary.failed[0] and "500" in summary.failed[0]
+    failure = json.loads(next((env / "results").rglob("FAILED.json")).read_text())
+    assert failure["stage"] == "pass" and failure["cell"]["positions"] == 500
+    missing = json.loads((_outputs(env, "token-positions") / "missing.json").read_text())
+    assert len(missing) == 1 and "positions=500" in missing[0]
+
+
+def test_killed_run_resumes_without_recomputing(tiny: TinySetup, tmp_path: Path, chat_server: ChatServer) -> None:
+    chat_server.reset(scripted_judge)
+    values, fixed = GRIDS["topk-depth"]
+    args = [
+        sys.executable, "-c", "from logitdiff.cli import main; main()", "topk-depth", "--model", TINY_MODEL, "--organism", TINY_ORGANISM,
+        "--mode", "diffing", "--seeds", "42,1042,2042", "--values", ",".join(values), "--samples", str(fixed["samples"]),
+        "--positions", str(fixed["positions"]), "--judge", f"vllm/scripted-judge@{chat_server.base_url}",
+        "--results-dir", str(tmp_path / "results"), "--output-dir", str(tmp_path / "outputs"),
+    ]
+    env = {**tiny.env, "LOGITDIFF_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "results").rglob("relevance/*.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = {p: p.stat().st_mtime_ns for p in (tmp_path / "results").rglob("*.json")}
+    assert finished, "the run was killed before it stored anything"
+
+    rerun = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    for path, mtime in finished.items():
+        if path.name in ("orderings.json", "lens.json") or "relevance" in path.parts:
+            assert path.stat().st_mtime_ns == mtime, f"{path} was recomputed"
+
+    reference = subprocess.run([*args[:-4], "--results-dir", str(tmp_path / "ref"), "--output-dir", str(tmp_path / "ref-out")],
+                               env=env, capture_output=True, text=True, timeout=300)
+    assert reference.returncode == 0
+    assert_close(stored(tmp_path / "results"), stored(tmp_path / "ref"))

@@ -35,7 +35,9 @@ def _done(path: Path) -> bool:
 
 def _run(stages: Stages, cell: Cell, overview: str | None, paths: list[Path]) -> None:
     s = stages.settings
-    todo = [p for p in paths if s.overwrite or not _done(p)]
+    # A recomputed method result makes its agent runs stale; the blackbox never sees method output.
+    stale = overview is not None and cell in stages.fresh
+    todo = [p for p in paths if s.overwrite or stale or not _done(p)]
     stages.summary.agent_reused += len(paths) - len(todo)
     if not todo:
         return

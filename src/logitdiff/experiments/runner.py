@@ -43,7 +43,7 @@ class RunSummary:
         table = Table(title="logitdiff run summary", show_header=False)
         table.add_row("cells computed", str(self.computed))
         table.add_row("cells reused", str(self.reused))
-        table.add_row("lists graded / reused", f"{self.graded} / {self.grades_reused}")
+        table.add_row("cells graded / reused", f"{self.graded} / {self.grades_reused}")
         table.add_row("agent runs done / reused", f"{self.agent_runs} / {self.agent_reused}")
         table.add_row("failed", str(len(self.failed)))
         table.add_row("time", f"{time.perf_counter() - self.started:.1f} s")

@@ -71,6 +71,8 @@ class Stages:
     grader_llm: LLMClient | None = None
     _pairs: _PairCache = field(default_factory=_PairCache)
     _frequent: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    # Cells whose method result was (re)computed in this run: their old grades and agent runs are stale.
+    fresh: set[Cell] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.judge_id = resolve_judge_id(self.settings.judge)
@@ -121,6 +123,8 @@ class Stages:
         return True
 
     def _relevance_done(self, cell: Cell) -> bool:
+        if cell in self.fresh:
+            return False
         path = self.store.relevance(cell, self.judge_id)
         if not path.is_file():
             return False
@@ -144,11 +148,18 @@ class Stages:
         """Compute the method results that are missing; returns the cells whose results exist now."""
         need = [c for c in group if self.settings.overwrite or not self._method_done(c)]
         self.summary.reused += len(group) - len(need)
-        if not need:
-            return group
-        ld = {c: LogitDiffRequest(c.samples, c.positions, c.top_k) for c in need if c.method == "logitdiff"}
-        adl = {c: AdlRequest(c.samples, c.positions, c.adl_layer) for c in need if c.method == "adl"}
-        first = need[0]
+        failed = self._compute(need) if need else []
+        return [c for c in group if c not in failed]
+
+    def _compute(self, cells: list[Cell]) -> list[Cell]:
+        """One engine pass for all `cells`; returns the cells that failed.
+
+        If the shared pass fails for a reason the user can fix (e.g. the corpus has too few texts for
+        the largest T), each cell is retried alone so only the impossible ones fail.
+        """
+        ld = {c: LogitDiffRequest(c.samples, c.positions, c.top_k) for c in cells if c.method == "logitdiff"}
+        adl = {c: AdlRequest(c.samples, c.positions, c.adl_layer) for c in cells if c.method == "adl"}
+        first = cells[0]
         try:
             pair = self.pair(first)
             result = run_pass(
@@ -163,6 +174,8 @@ class Stages:
         except torch.cuda.OutOfMemoryError:
             reason = "out of GPU memory: rerun with a smaller --batch-size (or --dtype bfloat16)"
         except UserError as exc:
+            if len(cells) > 1:
+                return [c for cell in cells for c in self._compute([cell])]
             reason = str(exc)
         else:
             save_pass_record(self.store, first, result.record)
@@ -170,13 +183,14 @@ class Stages:
                 save_logitdiff(self.store, c, result.logitdiff[req], orderings(result.logitdiff[req], pair.tokenizer, c.top_k))
             for c, areq in adl.items():
                 save_adl(self.store, c, result.adl[areq], logit_lens(result.adl[areq], pair))
-            for c in need:
+            for c in cells:
                 self.store.failure(c).unlink(missing_ok=True)
-            self.summary.computed += len(need)
-            return group
-        for c in need:
+            self.fresh.update(cells)
+            self.summary.computed += len(cells)
+            return []
+        for c in cells:
             self.fail(c, "pass", reason)
-        return [c for c in group if c not in need]
+        return cells
 
     def _frequent_tokens(self, cell: Cell) -> list[str]:
         key = (cell.model, cell.organism)
@@ -200,8 +214,7 @@ class Stages:
             mine = [next(graded) for _ in lists]
             result = RelevanceResult(judge=self.judge_id, judge_is_offline=self.judge_id.startswith("offline"), cell=c, lists=mine)
             write_json(self.store.relevance(c, self.judge_id), result.model_dump())
-            for lst in mine:
-                if lst.failed:
-                    self.summary.failed.append(f"{c.label()} [relevance {lst.list_id}]: {lst.failed}")
-                else:
-                    self.summary.graded += 1
+            failed = [lst for lst in mine if lst.failed]
+            for lst in failed:
+                self.summary.failed.append(f"{c.label()} [relevance {lst.list_id}]: {lst.failed}")
+            self.summary.graded += not failed
