@@ -178,7 +178,8 @@ class Stages:
                 return [c for cell in cells for c in self._compute([cell])]
             reason = str(exc)
         else:
-            save_pass_record(self.store, first, result.record)
+            for c in cells:
+                save_pass_record(self.store, c, result.record)
             for c, req in ld.items():
                 save_logitdiff(self.store, c, result.logitdiff[req], orderings(result.logitdiff[req], pair.tokenizer, c.top_k))
             for c, areq in adl.items():

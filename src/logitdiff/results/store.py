@@ -3,8 +3,8 @@
 Layout under the results root (every parameter that changes a result is in its path):
 
   <model>/<organism>/<variant>/<corpus>/seed<seed>/
-      pass_record.json                           run record of the engine pass (params, rows, timings)
       logitdiff/S<S>_T<T>_K<K>[_nobos]/
+          pass_record.json                       run record of the pass (params, corpus rows, timings)
           orderings.json                         both orderings (top entries)
           counters.safetensors                   count_pos, count_neg, sum_diff, npos
           relevance/<judge>.json                 graded lists + raw judge responses
@@ -50,7 +50,8 @@ class ResultsStore:
         return self.root / cell.model / cell.organism / cell.variant / corpus_slug(cell.corpus) / f"seed{cell.seed}"
 
     def pass_record(self, cell: Cell) -> Path:
-        return self.pass_dir(cell) / "pass_record.json"
+        """Run record of the engine pass that produced this cell's method result."""
+        return self.method_dir(cell) / "pass_record.json"
 
     def method_dir(self, cell: Cell) -> Path:
         bos = "_nobos" if self.drop_bos else ""
