@@ -46,15 +46,17 @@ def render_chat(tokenizer: PreTrainedTokenizerBase, model_cfg: ModelConfig, syst
             f"set has_chat_template: false in its model config"
         )
     extra: dict[str, Any] = {"enable_thinking": False} if model_cfg.has_thinking_flag else {}
-    messages = [{"role": "user", "content": prompt}]
+
+    def render(messages: list[dict[str, str]]) -> str:
+        return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **extra))
+
+    user = {"role": "user", "content": prompt}
     if system_prompt:
         try:
-            return tokenizer.apply_chat_template(
-                [{"role": "system", "content": system_prompt}, *messages], tokenize=False, add_generation_prompt=True, **extra
-            )
+            return render([{"role": "system", "content": system_prompt}, user])
         except TemplateError:  # some templates reject a system role: fold it into the user turn
-            messages = [{"role": "user", "content": f"{system_prompt}\n\n{prompt}"}]
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **extra)
+            user = {"role": "user", "content": f"{system_prompt}\n\n{prompt}"}
+    return render([user])
 
 
 def _pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
@@ -111,7 +113,7 @@ class PairGenerator:
         with use() as model, torch.inference_mode():
             torch.manual_seed(seed)
             out = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
-        return [tok.decode(row[ids.shape[1]:], skip_special_tokens=True).strip() for row in out]
+        return [str(tok.decode(row[ids.shape[1]:], skip_special_tokens=True)).strip() for row in out]
 
 
 def _prompts_arg(args: dict[str, Any]) -> list[str]:
