@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from openai_server import ChatServer, Reply, SeenRequest, chat_server  # noqa: F401  (fixture)
+from openai_server import ChatServer, Reply, chat_server  # noqa: F401  (fixture)
 
 from logitdiff.errors import UserError
 from logitdiff.llm import LLMCallError, LLMClient, LLMSpec, parse_llm_id
@@ -155,6 +155,10 @@ def test_check_reachable(chat_server: ChatServer, monkeypatch) -> None:
     dead = make_client(chat_server, None, monkeypatch, base_url=f"http://127.0.0.1:{dead_port}/v1")
     with pytest.raises(UserError, match="cannot reach"):
         dead.check_reachable()
+    with pytest.raises(LLMCallError, match="4 attempt.*connection error"):
+        asyncio.run(dead.complete(MESSAGES))
+    assert dead.usage.retries == 3
+    LLMClient(parse_llm_id("offline"), None).check_reachable()  # nothing to reach
 
 
 @pytest.mark.parametrize(

@@ -200,6 +200,8 @@ class LLMClient:
     # -- preflight -----------------------------------------------------------------------------
     def check_reachable(self) -> None:
         """Fail early, with one line, when the key is missing or the API cannot be reached."""
+        if self.spec.is_offline:
+            return
         client = openai.OpenAI(api_key=self._api_key(), base_url=self.spec.base_url, timeout=15, max_retries=1)
         try:
             client.models.list()
