@@ -235,3 +235,69 @@ def test_killed_run_resumes_without_recomputing(tiny: TinySetup, tmp_path: Path,
                                env=env, capture_output=True, text=True, timeout=300)
     assert reference.returncode == 0
     assert_close(stored(tmp_path / "results"), stored(tmp_path / "ref"))
+
+
+def scripted_full(request: SeenRequest) -> Reply:
+    """One server plays judge, agent and grader, told apart by the requested model name."""
+    model = request.body["model"]
+    if model == "scripted-judge":
+        return scripted_judge(request)
+    if model == "scripted-grader":
+        return Reply("The description names the exact topic but no specific fact.\nSCORE: 3")
+    turn = sum(m["role"] == "assistant" for m in request.messages)
+    if turn == 0:
+        return Reply('Let me look.\nCALL(ask_model: {"prompts": ["How do I bake a cake?", "Name a river."]})')
+    return Reply('FINAL(description: "Finetuned on cake baking advice.")')
+
+
+def full_settings(server: ChatServer, root: Path, **kw: object) -> RunSettings:
+    return settings(
+        "topk-depth", server, root,
+        mode=Mode.full,
+        grid=GridOptions(model=TINY_MODEL, organism=TINY_ORGANISM, seeds=[42, 1042], values=["1", "3"], samples=3, positions=6),
+        agent_llm=f"vllm/scripted-agent@{server.base_url}",
+        grader_llm=f"vllm/scripted-grader@{server.base_url}",
+        agent_max_new_tokens=3,
+        **kw,
+    )
+
+
+def test_mode_full_runs_agent_and_blackbox(env: Path, chat_server: ChatServer) -> None:
+    chat_server.reset(scripted_full)
+    summary = run(full_settings(chat_server, env))
+    assert not summary.failed
+    # 4 cells x 2 runs with the method overview, plus the blackbox at the first K of each seed (2 x 2)
+    assert summary.agent_runs == 4 * 2 + 2 * 2
+    folder = _outputs(env, "topk-depth")
+    assert (folder / "agent_score.png").is_file()
+    records = json.loads((folder / "agent_results.json").read_text())
+    by_method: dict[str, list[dict[str, object]]] = {}
+    for rec in records:
+        by_method.setdefault(str(rec["method"]), []).append(rec)
+    assert len(by_method["logitdiff"]) == 4 * 2 * 2  # cells x runs x grader runs
+    assert len(by_method["blackbox"]) == 2 * 2 * 2  # seeds x runs x grader runs
+    assert {r["value"] for r in by_method["blackbox"]} == {1}
+    assert {r["score"] for r in records} == {3}
+    assert {(r["agent"], r["grader"], r["budget"]) for r in records} == {("vllm/scripted-agent", "vllm/scripted-grader", 5)}
+    # every agent conversation began with the LogitDiff overview or the blackbox message
+    firsts = [r.messages[1]["content"] for r in chat_server.requests if r.body["model"] == "scripted-agent" and len(r.messages) == 2]
+    assert len(firsts) == 12 and sum("LogitDiff" in f for f in firsts) == 8
+
+    n = len(chat_server.requests)
+    again = run(full_settings(chat_server, env))
+    assert again.agent_reused == 12 and again.agent_runs == 0
+    assert len(chat_server.requests) == n
+
+
+def test_mode_full_unreachable_agent_fails_before_loading_models(env: Path, chat_server: ChatServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    import logitdiff.experiments.stages as stages
+    from logitdiff.errors import UserError
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("no model may be loaded when the agent LLM is unreachable")
+
+    monkeypatch.setattr(stages, "load_pair", forbidden)
+    chat_server.reset(scripted_full)
+    s = full_settings(chat_server, env).model_copy(update={"agent_llm": "vllm/scripted-agent@http://127.0.0.1:9/v1"})
+    with pytest.raises(UserError, match="127.0.0.1:9"):
+        run(s)

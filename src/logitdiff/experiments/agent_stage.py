@@ -25,12 +25,14 @@ def overview_for(stages: Stages, cell: Cell) -> str:
 
 
 def _done(path: Path) -> bool:
+    """A stored run counts when it finished and every grader run produced a score."""
     if not path.is_file():
         return False
     try:
-        return AgentRunRecord.model_validate(read_json(path)).failed is None
+        record = AgentRunRecord.model_validate(read_json(path))
     except ValueError:
         return False
+    return record.failed is None and bool(record.grades) and all(g.score is not None for g in record.grades)
 
 
 def _run(stages: Stages, cell: Cell, overview: str | None, paths: list[Path]) -> None:
@@ -67,10 +69,11 @@ def _run(stages: Stages, cell: Cell, overview: str | None, paths: list[Path]) ->
 
 
 def run_agent_stage(stages: Stages, cells: list[Cell]) -> None:
-    s = stages.settings
+    runs = range(stages.settings.agent_runs)
+    assert stages.agent is not None
     for cell in cells:
-        paths = [stages.store.agent_run(cell, stages.agent_id, s.agent_budget, r) for r in range(s.agent_runs)]
+        paths = [stages.store.agent_run(cell, stages.agent, r) for r in runs]
         _run(stages, cell, overview_for(stages, cell), paths)
         if cell in stages.blackbox:
-            paths = [stages.store.blackbox_run(cell, stages.agent_id, s.agent_budget, r) for r in range(s.agent_runs)]
+            paths = [stages.store.blackbox_run(cell, stages.agent, r) for r in runs]
             _run(stages, cell, None, paths)

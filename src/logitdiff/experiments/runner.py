@@ -100,8 +100,7 @@ def run_experiment(reg: Registry, settings: RunSettings) -> RunSummary:
             settings.output_dir,
             stages.judge_id,
             stages.judge_label,
-            agent_id=stages.agent_id if settings.mode is Mode.full or store.has_agent_results(cells, stages.agent_id, settings.agent_budget) else None,
-            agent_budget=settings.agent_budget,
+            agent=stages.agent if settings.mode is Mode.full or store.has_agent_results(cells, stages.agent) else None,
             agent_runs=settings.agent_runs,
         )
         summary.missing = report.missing

@@ -33,12 +33,14 @@ from logitdiff.methods.logitdiff import orderings
 from logitdiff.results.atomic import read_json, write_json
 from logitdiff.results.method_io import load_adl_lens, load_orderings, save_adl, save_logitdiff, save_pass_record
 from logitdiff.results.records import CellFailure, RelevanceResult
-from logitdiff.results.store import ResultsStore
+from logitdiff.results.store import AgentKey, ResultsStore
 
 if TYPE_CHECKING:
     from logitdiff.experiments.runner import RunSummary
 
 console = Console(stderr=True)
+
+AGENT_TEMPERATURE = 0.7
 
 
 @dataclass
@@ -65,7 +67,7 @@ class Stages:
     blackbox: frozenset[Cell] = frozenset()
     judge_id: str = ""
     judge_label: str = ""
-    agent_id: str = ""
+    agent: AgentKey | None = None
     judge: Judge | None = None
     agent_llm: LLMClient | None = None
     grader_llm: LLMClient | None = None
@@ -77,7 +79,8 @@ class Stages:
     def __post_init__(self) -> None:
         self.judge_id = resolve_judge_id(self.settings.judge)
         self.judge_label = judge_label(self.judge_id)
-        self.agent_id = parse_llm_id(self.settings.agent_llm).id
+        s = self.settings
+        self.agent = AgentKey(parse_llm_id(s.agent_llm).id, parse_llm_id(s.grader_llm).id, s.agent_budget)
 
     # ---- set-up -------------------------------------------------------------------------
     def prepare(self, *, with_agent: bool) -> None:
@@ -85,7 +88,11 @@ class Stages:
         cache = self.settings.cache_dir
         self.judge = make_judge(self.settings.judge, cache)
         if with_agent:
-            self.agent_llm = LLMClient(parse_llm_id(self.settings.agent_llm), cache)
+            # SPEC §6: the agent samples at temperature 0.7 unless its id says otherwise.
+            agent_spec = parse_llm_id(self.settings.agent_llm)
+            if agent_spec.temperature is None:
+                agent_spec = agent_spec.model_copy(update={"temperature": AGENT_TEMPERATURE})
+            self.agent_llm = LLMClient(agent_spec, cache)
             self.grader_llm = LLMClient(parse_llm_id(self.settings.grader_llm), cache)
             self.agent_llm.check_reachable()
             self.grader_llm.check_reachable()

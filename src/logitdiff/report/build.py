@@ -11,7 +11,7 @@ from logitdiff.experiments.grid import Cell
 from logitdiff.report.collect import collect
 from logitdiff.report.plots import plot_agent, plot_relevance
 from logitdiff.results.atomic import write_json
-from logitdiff.results.store import ResultsStore
+from logitdiff.results.store import AgentKey, ResultsStore
 
 
 def dataset_name(corpus: str) -> str:
@@ -45,12 +45,11 @@ def build_report(
     judge_id: str,
     judge_label: str,
     *,
-    agent_id: str | None = None,
-    agent_budget: int = 5,
+    agent: AgentKey | None = None,
     agent_runs: int = 2,
 ) -> ReportSummary:
     folder = output_folder(output_dir, cells)
-    got = collect(cells, store, judge_id, agent_id=agent_id, agent_budget=agent_budget, agent_runs=agent_runs)
+    got = collect(cells, store, judge_id, agent=agent, agent_runs=agent_runs)
     values = list(dict.fromkeys(c.value for c in cells))
     parameter = cells[0].swept
     head = f"{cells[0].experiment} · {cells[0].model} · {cells[0].organism}"
@@ -66,12 +65,12 @@ def build_report(
                 path = folder / f"{stem}_{ds}.png"
                 plot_relevance(part, column, values, parameter, f"{head} · {ds}\njudge: {judge_label}", path)
                 files.append(path)
-    if agent_id is not None:
+    if agent is not None:
         write_json(folder / "agent_results.json", _records(got.agent))
         files.append(folder / "agent_results.json")
         if len(got.agent):
             path = folder / "agent_score.png"
-            plot_agent(got.agent, values, parameter, f"{head}\nagent: {agent_id} · judge: {judge_label}", path)
+            plot_agent(got.agent, values, parameter, f"{head}\nagent: {agent.agent_id} (budget {agent.budget}) · grader: {agent.grader_id}", path)
             files.append(path)
     write_json(folder / "missing.json", got.missing)
     return ReportSummary(folder, files, got.missing)

@@ -10,7 +10,7 @@ from logitdiff.experiments.candidates import list_position
 from logitdiff.experiments.grid import Cell
 from logitdiff.results.atomic import read_json
 from logitdiff.results.records import RelevanceResult
-from logitdiff.results.store import ResultsStore
+from logitdiff.results.store import AgentKey, ResultsStore
 
 # The LogitDiff ordering that the relevance plots show (the main one in SPEC §3).
 MAIN_ORDERING = "top_k_occurring"
@@ -58,11 +58,11 @@ def _relevance_rows(res: RelevanceResult, cell: Cell) -> list[dict[str, object]]
     return rows
 
 
-def _agent_rows(store: ResultsStore, cell: Cell, agent_id: str, budget: int, runs: int, blackbox: bool) -> tuple[list[dict[str, object]], list[str]]:
+def _agent_rows(store: ResultsStore, cell: Cell, agent: AgentKey, runs: int, blackbox: bool) -> tuple[list[dict[str, object]], list[str]]:
     rows: list[dict[str, object]] = []
     missing: list[str] = []
     for run in range(runs):
-        path = store.blackbox_run(cell, agent_id, budget, run) if blackbox else store.agent_run(cell, agent_id, budget, run)
+        path = store.blackbox_run(cell, agent, run) if blackbox else store.agent_run(cell, agent, run)
         what = f"{cell.label()} {'blackbox' if blackbox else 'agent'} run {run}"
         if not path.is_file():
             missing.append(f"{what}: not computed")
@@ -89,12 +89,12 @@ def _agent_rows(store: ResultsStore, cell: Cell, agent_id: str, budget: int, run
                     "parameter": cell.swept,
                     "value": cell.value,
                     "seed": cell.seed,
-                    "budget": budget,
+                    "budget": agent.budget,
                     "run": run,
                     "grader_run": grade["grader_run"],
                     "score": grade["score"],
-                    "agent": agent_id,
-                    "grader": doc.get("grader_id"),
+                    "agent": agent.agent_id,
+                    "grader": agent.grader_id,
                 }
             )
     return rows, missing
@@ -113,8 +113,7 @@ def collect(
     store: ResultsStore,
     judge_id: str,
     *,
-    agent_id: str | None = None,
-    agent_budget: int = 5,
+    agent: AgentKey | None = None,
     agent_runs: int = 2,
 ) -> Collected:
     rel_rows: list[dict[str, object]] = []
@@ -133,13 +132,13 @@ def collect(
             continue
         rel_rows.extend(_relevance_rows(res, cell))
     agent_rows: list[dict[str, object]] = []
-    if agent_id is not None:
+    if agent is not None:
         for cell in cells:
-            rows, miss = _agent_rows(store, cell, agent_id, agent_budget, agent_runs, blackbox=False)
+            rows, miss = _agent_rows(store, cell, agent, agent_runs, blackbox=False)
             agent_rows += rows
             missing += miss
         for cell in blackbox_cells(cells):
-            rows, miss = _agent_rows(store, cell, agent_id, agent_budget, agent_runs, blackbox=True)
+            rows, miss = _agent_rows(store, cell, agent, agent_runs, blackbox=True)
             agent_rows += rows
             missing += miss
     return Collected(pd.DataFrame(rel_rows), pd.DataFrame(agent_rows), missing)

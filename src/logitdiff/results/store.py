@@ -8,11 +8,11 @@ Layout under the results root (every parameter that changes a result is in its p
           orderings.json                         both orderings (top entries)
           counters.safetensors                   count_pos, count_neg, sum_diff, npos
           relevance/<judge>.json                 graded lists + raw judge responses
-          agent/<agent>_b<budget>/run<r>.json    agent transcript + grades
+          agent/<agent>_b<budget>__<grader>/run<r>.json   agent transcript + grades
           FAILED.json                            why the cell failed (removed on success)
       adl/S<S>_T<T>_L<layer>[_nobos]/
           lens.json, vectors.safetensors, relevance/…, agent/…, FAILED.json
-      blackbox/<agent>_b<budget>/run<r>.json      baseline agent (no method output)
+      blackbox/<agent>_b<budget>__<grader>/run<r>.json  baseline agent (no method output)
 """
 
 from __future__ import annotations
@@ -39,6 +39,18 @@ def corpus_slug(corpus: str) -> str:
         digest = hashlib.sha256(str(p.resolve()).encode()).hexdigest()[:8]
         return f"{slug(p.name)}-{digest}"
     return slug(corpus)
+
+
+@dataclass(frozen=True)
+class AgentKey:
+    """Everything besides the cell that changes an agent result."""
+
+    agent_id: str
+    grader_id: str
+    budget: int
+
+    def folder(self) -> str:
+        return f"{slug(self.agent_id)}_b{self.budget}__{slug(self.grader_id)}"
 
 
 @dataclass(frozen=True)
@@ -80,15 +92,15 @@ class ResultsStore:
     def relevance(self, cell: Cell, judge_id: str) -> Path:
         return self.method_dir(cell) / "relevance" / f"{slug(judge_id)}.json"
 
-    def agent_run(self, cell: Cell, agent_id: str, budget: int, run: int) -> Path:
-        return self.method_dir(cell) / "agent" / f"{slug(agent_id)}_b{budget}" / f"run{run}.json"
+    def agent_run(self, cell: Cell, agent: AgentKey, run: int) -> Path:
+        return self.method_dir(cell) / "agent" / agent.folder() / f"run{run}.json"
 
-    def blackbox_run(self, cell: Cell, agent_id: str, budget: int, run: int) -> Path:
-        return self.pass_dir(cell) / "blackbox" / f"{slug(agent_id)}_b{budget}" / f"run{run}.json"
+    def blackbox_run(self, cell: Cell, agent: AgentKey, run: int) -> Path:
+        return self.pass_dir(cell) / "blackbox" / agent.folder() / f"run{run}.json"
 
     def failure(self, cell: Cell) -> Path:
         return self.method_dir(cell) / "FAILED.json"
 
-    def has_agent_results(self, cells: list[Cell], agent_id: str, budget: int) -> bool:
+    def has_agent_results(self, cells: list[Cell], agent: AgentKey) -> bool:
         """Whether any cell of a grid has agent runs stored (mode plotting draws them if so)."""
-        return any(self.agent_run(c, agent_id, budget, 0).parent.is_dir() for c in cells)
+        return any(self.agent_run(c, agent, 0).parent.is_dir() for c in cells)
