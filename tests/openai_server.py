@@ -23,6 +23,7 @@ class Reply:
     text: str = ""
     status: int = 200
     delay_s: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -104,9 +105,11 @@ def _make_request_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
             return
 
-        def _send(self, status: int, payload: dict[str, Any]) -> None:
+        def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
             data = json.dumps(payload).encode()
             self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -130,7 +133,7 @@ def _make_request_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
                 if reply.delay_s:
                     time.sleep(reply.delay_s)
                 if reply.status != 200:
-                    self._send(reply.status, {"error": {"message": f"scripted error {reply.status}", "code": reply.status}})
+                    self._send(reply.status, {"error": {"message": f"scripted error {reply.status}", "code": reply.status}}, reply.headers)
                 else:
                     prompt = " ".join(m["content"] for m in body.get("messages", []))
                     self._send(200, _completion_body(body.get("model", "?"), reply.text, prompt))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,19 @@ def test_429_then_success_is_retried(chat_server: ChatServer, monkeypatch) -> No
     assert asyncio.run(client.complete(MESSAGES)).text == "fine"
     assert len(chat_server.requests) == 2
     assert (client.usage.calls, client.usage.retries, client.usage.failures) == (1, 1, 0)
+
+
+def test_retry_after_hint_is_respected_up_to_the_cap(chat_server: ChatServer, monkeypatch) -> None:
+    chat_server.reset(lambda req: Reply(status=429, headers={"Retry-After": "0.4"}) if req.index == 0 else Reply("ok"))
+    client = make_client(chat_server, None, monkeypatch, backoff_max_s=1.0)
+    start = time.perf_counter()
+    assert asyncio.run(client.complete(MESSAGES)).text == "ok"
+    assert time.perf_counter() - start >= 0.4
+    chat_server.reset(lambda req: Reply(status=429, headers={"Retry-After": "30"}) if req.index == 0 else Reply("ok"))
+    capped = make_client(chat_server, None, monkeypatch, backoff_max_s=0.05)
+    start = time.perf_counter()
+    assert asyncio.run(capped.complete(MESSAGES)).text == "ok"
+    assert time.perf_counter() - start < 5
 
 
 def test_5xx_until_retries_exhausted_raises_with_reason(chat_server: ChatServer, monkeypatch) -> None:

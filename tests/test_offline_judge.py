@@ -120,3 +120,15 @@ def test_normalization_and_generic_pieces() -> None:
     assert {normalize_token(t) for t in [" cake", "Ġcake", "▁Cake", "cake", "  CAKE\n"]} == {"cake"}
     assert all(is_generic_piece(t) for t in [" the", ",", "\n\n", "'s", " a", "Ġ", "...", "’t"])
     assert not any(is_generic_piece(t) for t in [" cake", "bak", " 450"])
+
+
+def test_unreachable_hub_dataset_gives_no_frequent_tokens_quickly(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from logitdiff.engine.hub import hub_reachable
+
+    hub_reachable.cache_clear()
+    organism = OrganismConfig(name="hubonly", type="SDF", description="d" * 30, dataset="org/some-dataset", finetuned_models={})
+    assert frequent_training_tokens(organism, _word_tokenizer(["a"]), tmp_path) == []
+    assert "unreachable" in capsys.readouterr().err
+    assert not (tmp_path / "frequent_tokens").exists()  # not cached: a later run with network counts them
+    hub_reachable.cache_clear()

@@ -15,6 +15,7 @@ from typing import Any
 from tqdm import tqdm
 
 from logitdiff.config.schema import OrganismConfig
+from logitdiff.engine.hub import hub_reachable
 from logitdiff.judge.tokens import is_generic_piece, normalize_token
 from logitdiff.paths import resolve_repo_path
 from logitdiff.results.atomic import read_json, write_json
@@ -36,6 +37,9 @@ def _local_texts(path: Path) -> Iterator[str]:
 
 def _hub_texts(dataset: str) -> Iterator[str] | None:
     """Texts of a hub dataset, or None when it cannot be loaded (e.g. offline)."""
+    if not hub_reachable():  # a short probe instead of the datasets library's long retry loop
+        print(f"notice: the Hugging Face hub is unreachable, no training data {dataset!r}; judging without frequent tokens", file=sys.stderr)
+        return None
     try:
         import datasets
 

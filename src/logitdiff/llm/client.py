@@ -10,6 +10,7 @@ from typing import Any
 
 import openai
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity.wait import wait_base
 
 from logitdiff.errors import UserError
 from logitdiff.llm.cache import ResponseCache, request_key
@@ -54,6 +55,31 @@ def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code == 429 or exc.status_code >= 500
     return False
+
+
+def _retry_after_s(exc: BaseException | None) -> float:
+    """The server's Retry-After hint in seconds (0 when absent or not a number)."""
+    if not isinstance(exc, openai.APIStatusError):
+        return 0.0
+    headers = exc.response.headers
+    try:
+        if "retry-after-ms" in headers:
+            return float(headers["retry-after-ms"]) / 1000
+        return float(headers.get("retry-after", 0))
+    except ValueError:  # an HTTP date: fall back to our own backoff
+        return 0.0
+
+
+class _JitteredBackoff(wait_base):
+    """Exponential backoff with full jitter, never shorter than the server's Retry-After, capped."""
+
+    def __init__(self, initial_s: float, max_s: float) -> None:
+        self._jitter = wait_random_exponential(multiplier=initial_s, max=max_s)
+        self._max_s = max_s
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        return min(max(self._jitter(retry_state), _retry_after_s(exc)), self._max_s)
 
 
 def _describe(exc: BaseException) -> str:
@@ -165,7 +191,7 @@ class LLMClient:
 
         retrying = AsyncRetrying(
             retry=retry_if_exception(_is_transient),
-            wait=wait_random_exponential(multiplier=self.spec.backoff_initial_s, max=self.spec.backoff_max_s),
+            wait=_JitteredBackoff(self.spec.backoff_initial_s, self.spec.backoff_max_s),
             stop=stop_after_attempt(self.spec.max_retries + 1),
             before_sleep=count_retry,
             reraise=True,

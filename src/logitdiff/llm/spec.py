@@ -25,7 +25,8 @@ class LLMSpec(BaseModel):
     max_connections: int = Field(default=16, gt=0)
     timeout_s: float = Field(default=120, gt=0)
     max_retries: int = Field(default=6, ge=0)
-    # Exponential backoff with full jitter: wait ~ U(0, min(backoff_max_s, backoff_initial_s * 2**attempt)).
+    # Exponential backoff with full jitter, U(0, min(max, initial * 2**attempt)), raised to the server's
+    # Retry-After when it sends one, never above backoff_max_s.
     backoff_initial_s: float = Field(default=1.0, ge=0)
     backoff_max_s: float = Field(default=60.0, ge=0)
     temperature: float | None = None
