@@ -28,7 +28,8 @@ class OrderingAnswer:
 
 
 class Judge(Protocol):
-    id: str
+    @property
+    def id(self) -> str: ...
 
     async def label(self, organism: OrganismConfig, frequent: Sequence[str], tokens: Sequence[str]) -> OrderingAnswer: ...
 
@@ -134,12 +135,14 @@ async def grade_list(judge: Judge, organism: OrganismConfig, frequent: Sequence[
     for err in errors:
         if not isinstance(err, LLMCallError):
             raise err  # user errors (missing key) and bugs must not be recorded as a graded failure
-    base = dict(list_id=candidates.list_id, judge_id=judge.id, agreement=agreement,
-                candidates=candidates.candidates, orderings=done)
+    graded = GradedList(list_id=candidates.list_id, judge_id=judge.id, agreement=agreement,
+                        candidates=candidates.candidates, orderings=done, labels=[], metrics=None)
     if errors:
-        return GradedList(**base, labels=[], metrics=None, failed=str(errors[0]))
-    labels = [aggregate([o.labels[i] for o in done], agreement) for i in range(len(tokens))]
-    return GradedList(**base, labels=labels, metrics=relevance_metrics(candidates.candidates, labels, frequent))
+        graded.failed = str(errors[0])
+        return graded
+    graded.labels = [aggregate([o.labels[i] for o in done], agreement) for i in range(len(tokens))]
+    graded.metrics = relevance_metrics(candidates.candidates, graded.labels, frequent)
+    return graded
 
 
 async def grade_lists(judge: Judge, organism: OrganismConfig, frequent: list[str], lists: Sequence[CandidateList],
