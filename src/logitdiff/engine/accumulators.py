@@ -7,6 +7,9 @@ import torch
 from logitdiff.engine.stats import AdlStats, LogitDiffCounters
 
 ADL_NORM_FROM = 5  # SPEC §4: norms use positions ≥ 5
+# Column sums in float64 and positive counts in int64 convert their input first; doing it on row
+# blocks of this many elements keeps that temporary small instead of twice the size of d.
+_REDUCE_ELEMENTS = 2**22
 
 
 class TopKCodes:
@@ -44,8 +47,9 @@ class LogitDiffAccumulator:
         """d: [N, V] fp32 of this slot's positions; codes: [N, K_max] from `TopKCodes.encode`."""
         self.hist_pos += self.codes.histogram(pos_codes)
         self.hist_neg += self.codes.histogram(neg_codes)
-        self.sum_diff += d.sum(0, dtype=torch.float64)
-        self.npos += (d > 0).sum(0)
+        for block in d.split(max(1, _REDUCE_ELEMENTS // d.shape[1])):
+            self.sum_diff += block.sum(0, dtype=torch.float64)
+            self.npos += (block > 0).sum(0)
         self.positions += d.shape[0]
 
     def result(self, samples: int, positions_per_text: int, top_k: int) -> LogitDiffCounters:
@@ -73,7 +77,8 @@ class AdlAccumulator:
 
     def add(self, h_base: torch.Tensor, h_ft: torch.Tensor) -> None:
         """h_*: [n, T, H] residuals of this slot's texts at the slot's layer."""
-        hb, hf = h_base.float(), h_ft.float()
+        # .to: under a device_map the hooked block may sit on another GPU than the sums.
+        hb, hf = h_base.to(self.delta.device).float(), h_ft.to(self.delta.device).float()
         self.delta += (hf - hb).sum(0, dtype=torch.float64)
         self.base += hb.sum(0, dtype=torch.float64)
         self.ft += hf.sum(0, dtype=torch.float64)

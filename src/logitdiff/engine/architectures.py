@@ -8,6 +8,7 @@ random LoRA adapter on top, so the pair is a real one-copy LoRA pair like the or
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,8 +43,8 @@ class Architecture:
 
     name: str  # the model name in configs/models
     hf_id: str
-    config_cls: type[PretrainedConfig]
-    model_cls: type[PreTrainedModel]
+    config_cls: Callable[..., PretrainedConfig]
+    model_cls: Callable[..., PreTrainedModel]
     params: dict[str, Any]
     attn_implementation: str = "sdpa"
 
@@ -223,7 +224,7 @@ def build_model(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = architecture(name).model_cls(cfg)
-    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)  # type: ignore[call-arg]  # transformers wraps .to
 
 
 def add_random_lora(model: PreTrainedModel, *, rank: int = 16, seed: int = 1) -> torch.nn.Module:

@@ -59,9 +59,10 @@ class Readout:
         return self.plain and self.bias is None and self.softcap is None
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        z = F.linear(hidden.float(), self.weight, self.bias) if self.plain else self.head(hidden).float()
+        # .to: under a device_map the final hidden state may come from another GPU than the head.
+        z = F.linear(hidden.to(self.weight.device).float(), self.weight, self.bias) if self.plain else self.head(hidden).float()
         if self.softcap:
-            z = torch.tanh(z / self.softcap) * self.softcap
+            z = z.div_(self.softcap).tanh_().mul_(self.softcap)  # in place: no extra [positions, V] copies
         return z
 
 
@@ -80,4 +81,5 @@ class PairReadout:
         self.shared = pair.finetuned_full is None and self.ft.head is self.base.head and self.ft.linear
 
     def shared_diff(self, h_base: torch.Tensor, h_ft: torch.Tensor) -> torch.Tensor:
-        return F.linear(h_ft.float() - h_base.float(), self.ft.weight)
+        dev = self.ft.weight.device
+        return F.linear(h_ft.to(dev).float() - h_base.to(dev).float(), self.ft.weight)

@@ -2,8 +2,10 @@
 
 Per batch: both models run on the same texts; d = logits_ft − logits_base in fp32; the top-K_max and
 bottom-K_max ids of every position are taken once; each (S, T) slot adds its positions to its counters.
-Texts are grouped by how many tokens they are run for, so batches need no padding. Nothing of
-vocabulary size is kept per position, so host memory does not grow with S.
+Texts are grouped by how many tokens they are run for, so batches need no padding. The head, the diff
+and the top-K run on the model's device in chunks of positions sized to a memory budget
+(`memory_plan`); nothing of vocabulary size is kept per position or copied to the host, so memory
+does not grow with S, and an explicit batch size cannot push the readout past the budget.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from tqdm.auto import tqdm
 from logitdiff.engine.accumulators import AdlAccumulator, LogitDiffAccumulator, TopKCodes
 from logitdiff.engine.corpus import load_corpus
 from logitdiff.engine.forward import PairReadout, run_body
+from logitdiff.engine.memory_plan import MAX_FORWARD_TEXTS, available_bytes, readout_blocks, readout_positions
 from logitdiff.engine.models import ModelPair
 from logitdiff.engine.record import PassRecord, RequestRecord, library_versions
 from logitdiff.engine.sampling import PrefixEncoder, SelectedText, SelectionLog, Slot, select_texts
@@ -26,9 +29,14 @@ from logitdiff.engine.stats import AdlStats, LogitDiffCounters
 from logitdiff.errors import UserError
 from logitdiff.methods.adl import absolute_layer
 
-# Elements of one [tokens, V] fp32 tensor per batch when batch_size is not given.
-_AUTO_BATCH_ELEMENTS = {"cpu": 2**25, "cuda": 2**28}
-_MAX_AUTO_TEXTS = 256
+def auto_batch_size(vocab: int, run_length: int, device: torch.device, budget_bytes: int | None = None) -> int:
+    """Texts per forward batch: as many as one readout chunk of the budget holds, at most 256.
+
+    The budget is `memory_plan.available_bytes` (free GPU memory, or 384 MiB of host memory on CPU:
+    2**25 fp32 elements of [tokens, V]); the vocabulary-sized readout dominates the activations.
+    """
+    positions = readout_positions(budget_bytes or available_bytes(device), vocab)
+    return max(1, min(MAX_FORWARD_TEXTS, positions // run_length))
 
 
 @dataclass(frozen=True)
@@ -83,13 +91,24 @@ def _revision(model: torch.nn.Module) -> str | None:
 
 
 class _Pass:
-    def __init__(self, pair: ModelPair, logitdiff: Sequence[LogitDiffRequest], adl: Sequence[AdlRequest], batch_size: int | None):
+    def __init__(
+        self,
+        pair: ModelPair,
+        logitdiff: Sequence[LogitDiffRequest],
+        adl: Sequence[AdlRequest],
+        batch_size: int | None,
+        memory_budget: int | None,
+    ):
         self.pair = pair
         self.readout = PairReadout(pair)
         self.vocab = self.readout.ft.head.weight.shape[0]
+        # The counters live where the logits are made (the head's device under a device_map).
+        readout_device = self.readout.ft.head.weight.device
         self.batch_size = batch_size
+        self.budget = memory_budget or available_bytes(pair.device)  # measured once the fp32 heads exist
+        self.block_positions = readout_positions(self.budget, self.vocab)
         ks = sorted({r.top_k for r in logitdiff})
-        self.codes = TopKCodes(ks, self.vocab, pair.device) if ks else None
+        self.codes = TopKCodes(ks, self.vocab, readout_device) if ks else None
         self.slots = sorted({Slot(r.samples, r.positions) for r in (*logitdiff, *adl)}, key=lambda s: (s.positions, s.samples))
         needs_ld = {Slot(r.samples, r.positions) for r in logitdiff}
         hidden = pair.model.get_input_embeddings().weight.shape[1]
@@ -99,7 +118,7 @@ class _Pass:
                 self.codes if s in needs_ld else None,
                 {absolute_layer(a.layer, pair.num_layers) for a in adl if Slot(a.samples, a.positions) == s},
                 hidden,
-                pair.device,
+                readout_device,
             )
             for s in self.slots
         ]
@@ -109,10 +128,7 @@ class _Pass:
         self.tokens_run = 0
 
     def auto_batch(self, run_length: int) -> int:
-        if self.batch_size:
-            return self.batch_size
-        budget = _AUTO_BATCH_ELEMENTS.get(self.pair.device.type, _AUTO_BATCH_ELEMENTS["cpu"])
-        return max(1, min(_MAX_AUTO_TEXTS, budget // (self.vocab * run_length)))
+        return self.batch_size or auto_batch_size(self.vocab, run_length, self.pair.device, self.budget)
 
     def _sync(self) -> None:
         if self.pair.device.type == "cuda":
@@ -123,47 +139,74 @@ class _Pass:
         t0 = time.perf_counter()
         ids = torch.tensor([t.ids for t in texts], device=self.pair.device)
         used_layers = frozenset(l for i, st in enumerate(self.state) for l in st.adl if any(i in t.slots for t in texts))
-        ro = self.readout
         with torch.inference_mode():
             with self.pair.as_base() as m:
                 base = run_body(m, ids, used_layers)
-                z_base = None if ro.shared else ro.base.logits(base.hidden)
             with self.pair.as_finetuned() as m:
                 ft = run_body(m, ids, used_layers)
-                d = ro.shared_diff(base.hidden, ft.hidden) if ro.shared else ro.ft.logits(ft.hidden) - z_base
-            del z_base
             self._sync()
+            self.forward_s += time.perf_counter() - t0
             t1 = time.perf_counter()
-            self._accumulate(texts, d, base.residuals, ft.residuals)
+            self._accumulate_adl(texts, base.residuals, ft.residuals)
+            if self.codes is not None:
+                for rows, cols in readout_blocks(len(texts), ids.shape[1], self.block_positions):
+                    d = self._diff(base.hidden[rows, cols], ft.hidden[rows, cols])
+                    self._accumulate_logitdiff(texts[rows], cols.start, d)
+                    del d
             self._sync()
-        self.forward_s += t1 - t0
         self.stats_s += time.perf_counter() - t1
         self.texts_run += len(texts)
         self.tokens_run += ids.numel()
 
-    def _accumulate(self, texts: list[SelectedText], d: torch.Tensor, res_base: dict, res_ft: dict) -> None:
-        n, r, v = d.shape
-        flat = d.view(n * r, v)
-        pos_codes = neg_codes = None
-        if self.codes is not None:
-            k_max = self.codes.ks[-1]
-            pos_codes = self.codes.encode(torch.topk(flat, k_max, dim=-1, sorted=True).indices).view(n, r, k_max)
-            neg_codes = self.codes.encode(torch.topk(flat, k_max, dim=-1, largest=False, sorted=True).indices).view(n, r, k_max)
+    def _diff(self, h_base: torch.Tensor, h_ft: torch.Tensor) -> torch.Tensor:
+        """fp32 d of one readout block; the head matmuls count as forward time, like before chunking."""
+        self._sync()
+        t0 = time.perf_counter()
+        ro = self.readout
+        if ro.shared:
+            d = ro.shared_diff(h_base, h_ft)
+        else:
+            with self.pair.as_base():
+                z_base = ro.base.logits(h_base)
+            with self.pair.as_finetuned():
+                d = ro.ft.logits(h_ft)
+            d.sub_(z_base.to(d.device))  # in place: two [positions, V] tensors alive, not three
+            del z_base
+        self._sync()
+        dt = time.perf_counter() - t0
+        self.forward_s += dt
+        self.stats_s -= dt  # run_batch times the whole readout loop as statistics
+        return d
+
+    @staticmethod
+    def _rows_of(texts: list[SelectedText], slot_index: int, device: torch.device) -> slice | torch.Tensor:
+        """Rows of `texts` that count for the slot (some do)."""
+        rows = [j for j, t in enumerate(texts) if slot_index in t.slots]
+        return slice(None) if len(rows) == len(texts) else torch.tensor(rows, device=device)
+
+    def _accumulate_adl(self, texts: list[SelectedText], res_base: dict, res_ft: dict) -> None:
         for i, st in enumerate(self.state):
-            rows = [j for j, t in enumerate(texts) if i in t.slots]
-            if not rows:
-                continue
+            if not st.adl or not any(i in t.slots for t in texts):
+                continue  # run_batch hooked only the blocks of slots present in this batch
             t_len = st.slot.positions
-            sel = slice(None) if len(rows) == n else torch.tensor(rows, device=d.device)
-            if st.logitdiff is not None:
-                assert pos_codes is not None and neg_codes is not None
-                st.logitdiff.add(
-                    d[sel, :t_len].reshape(-1, v),
-                    pos_codes[sel, :t_len],
-                    neg_codes[sel, :t_len],
-                )
             for layer, acc in st.adl.items():
+                sel = self._rows_of(texts, i, res_base[layer].device)
                 acc.add(res_base[layer][sel, :t_len], res_ft[layer][sel, :t_len])
+
+    def _accumulate_logitdiff(self, texts: list[SelectedText], first_position: int, d: torch.Tensor) -> None:
+        """d: [n, c, V] for positions first_position … first_position + c − 1 of `texts`."""
+        assert self.codes is not None
+        n, c, v = d.shape
+        flat = d.view(n * c, v)
+        k_max = self.codes.ks[-1]
+        pos_codes = self.codes.encode(torch.topk(flat, k_max, dim=-1, sorted=True).indices).view(n, c, k_max)
+        neg_codes = self.codes.encode(torch.topk(flat, k_max, dim=-1, largest=False, sorted=True).indices).view(n, c, k_max)
+        for i, st in enumerate(self.state):
+            take = st.slot.positions - first_position  # this slot's positions inside the block
+            if st.logitdiff is None or take <= 0 or not any(i in t.slots for t in texts):
+                continue
+            sel = self._rows_of(texts, i, d.device)
+            st.logitdiff.add(d[sel, :take].reshape(-1, v), pos_codes[sel, :take], neg_codes[sel, :take])
 
 
 def run_pass(
@@ -176,12 +219,17 @@ def run_pass(
     batch_size: int | None = None,
     drop_bos: bool = False,
     progress: bool = True,
+    memory_budget: int | None = None,
 ) -> PassResult:
-    """Walk the seeded corpus once and fill every request (see module docstring)."""
+    """Walk the seeded corpus once and fill every request (see module docstring).
+
+    batch_size: texts per forward batch (default: from the budget). memory_budget: bytes the
+    vocabulary-sized readout of one chunk may use (default: `memory_plan.available_bytes`).
+    """
     _validate(pair, logitdiff, adl)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     t_start = time.perf_counter()
-    work = _Pass(pair, logitdiff, adl, batch_size)
+    work = _Pass(pair, logitdiff, adl, batch_size, memory_budget)
     log = SelectionLog(rows=[[] for _ in work.slots])
     texts = select_texts(load_corpus(corpus, seed), PrefixEncoder(pair.tokenizer, drop_bos), work.slots, log, corpus)
 
