@@ -149,7 +149,10 @@ submit() {
     JOB_ID="DRYRUN$((${#SUBMITTED_IDS[@]} + 1))"
     echo "sbatch $(shell_join "${flags[@]}") --wrap $(shell_join "$wrapped")"
   else
-    JOB_ID=$(sbatch --parsable "${flags[@]}" --wrap "$wrapped") || die "sbatch failed for: $wrapped"
+    if ! JOB_ID=$(sbatch --parsable "${flags[@]}" --wrap "$wrapped"); then
+      print_cancel_hint >&2
+      die "sbatch failed (see above) for: $wrapped"
+    fi
     JOB_ID=${JOB_ID%%;*}
   fi
   SUBMITTED_IDS+=("$JOB_ID")

@@ -28,6 +28,11 @@ NODE_MEMORY_MB = 2048
 FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL", "DEADLINE"}
 
 
+def _finished(job: dict[str, str]) -> bool:
+    """Final, or pending on a dependency that can no longer be met (it would wait forever)."""
+    return job.get("JobState") in FINAL_STATES or job.get("Reason") == "DependencyNeverSatisfied"
+
+
 def missing_binaries() -> list[str]:
     return [b for b in BINARIES if shutil.which(b) is None and not Path("/usr/sbin", b).exists()]
 
@@ -136,7 +141,7 @@ class SlurmCluster:
         while True:
             per_id = {jid: self.jobs(jid) for jid in job_ids}
             jobs = {name: fields for found in per_id.values() for name, fields in found.items()}
-            pending = [f"{n}:{f.get('JobState')}" for n, f in jobs.items() if f.get("JobState") not in FINAL_STATES]
+            pending = [f"{n}:{f.get('JobState')}" for n, f in jobs.items() if not _finished(f)]
             # A pending array shows as one record with a task range ("1_[0-3]"); it is not final either.
             if all(per_id.values()) and not pending:
                 return jobs

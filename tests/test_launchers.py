@@ -181,6 +181,11 @@ def job_ids(out: str) -> dict[str, dict[str, str]]:
     return ids
 
 
+def job_log(job: dict[str, str]) -> str:
+    path = Path(job["StdOut"])
+    return path.read_text(errors="replace")[-3000:] if path.is_file() else f"no log at {path}"
+
+
 def experiment_cells(setup: TinySetup, experiment: str) -> list:  # type: ignore[type-arg]
     reg = Registry.load(setup.configs)
     swept = SWEPT_FLAG[experiment]
@@ -235,7 +240,7 @@ def test_array_launcher_on_a_real_slurm(slurm_cluster: SlurmCluster, tiny: TinyS
         tasks = {name: f for name, f in jobs.items() if name.startswith(f"{v['array']}_")}
         assert len(tasks) == len(experiment_cells(tiny, exp)), (exp, sorted(tasks))
         plot = jobs[v["plotting"]]
-        assert plot["JobState"] == "COMPLETED", (exp, plot["JobState"], (tmp_path / "logs").iterdir())
+        assert plot["JobState"] == "COMPLETED", (exp, plot["JobState"], plot["Reason"], job_log(plot))
         assert plot["TRES"].startswith("cpu=1,") and "gres" not in plot["TRES"]
         assert plot["StartTime"] >= max(f["EndTime"] for f in tasks.values())
         failed = {name for name, f in tasks.items() if f["JobState"] != "COMPLETED"}
@@ -257,6 +262,17 @@ def test_all_launcher_on_a_real_slurm(slurm_cluster: SlurmCluster, tiny: TinySet
     assert set(ids) == set(EXPERIMENTS) and all(set(v) == {"job"} for v in ids.values()), done.stdout
     jobs = slurm_cluster.wait_for_jobs([v["job"] for v in ids.values()], timeout=900)
     # A grid with a failing cell still plots what it has; its job reports the failure.
-    states = {exp: jobs[v["job"]]["JobState"] for exp, v in ids.items()}
-    assert states == {exp: ("FAILED" if exp == "n-samples" else "COMPLETED") for exp in EXPERIMENTS}, states
+    for exp, v in ids.items():
+        job = jobs[v["job"]]
+        assert job["JobState"] == ("FAILED" if exp == "n-samples" else "COMPLETED"), (exp, job["JobState"], job_log(job))
     check_results(tiny, results, outputs)
+
+
+@pytest.mark.slurm
+def test_rejected_submission_stops_with_a_clear_error(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:  # noqa: F811
+    env = {**dry_env(PARTITION="no-such-partition", GPUS="0", CPUS="1", MEM="100M"), "SLURM_CONF": str(slurm_cluster.conf)}
+    del env["DRY_RUN"]
+    done = launch(ARRAY, ["gemma3_1B", "cake_bake", "diffing"], env, tmp_path)
+    assert done.returncode == 2
+    assert "invalid partition" in done.stderr.lower() and "error: sbatch failed" in done.stderr
+    assert slurm_cluster.run(["squeue", "--noheader"]).stdout.strip() == ""
