@@ -16,6 +16,7 @@ from logitdiff.engine.architectures import (
     parameter_count,
     random_pair,
 )
+from logitdiff.engine.forward import PairReadout
 from logitdiff.engine.memory_plan import CPU_BUDGET_BYTES, READOUT_COPIES, readout_blocks, readout_positions
 from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, auto_batch_size, run_pass
 from logitdiff.errors import UserError
@@ -109,6 +110,13 @@ def test_random_pair_is_one_copy_lora_whose_base_side_is_the_plain_model() -> No
         want = plain(input_ids=ids).logits
     torch.testing.assert_close(base, want)
     assert (ft - base).abs().max() > 1e-3
+
+
+def test_bf16_lora_pair_keeps_one_fp32_head_copy() -> None:
+    pair = random_pair("smollm2_135M", layers=1, vocab=400, dtype=torch.bfloat16)
+    ro = PairReadout(pair)
+    assert ro.shared and ro.ft is ro.base
+    assert ro.ft.weight.dtype == torch.float32 and ro.ft.head.weight.dtype == torch.bfloat16
 
 
 def test_readout_blocks_cover_every_position_once_within_the_budget() -> None:

@@ -77,7 +77,9 @@ class PairReadout:
         with pair.as_base() as base:
             self.base = Readout(base)
         with pair.as_finetuned() as ft:
-            self.ft = Readout(ft)
+            same_head = _unwrap(ft).get_output_embeddings() is self.base.head
+            # One Readout for one head module: on a bf16 GPU model its fp32 weight copy is ~1 GiB at V=262k.
+            self.ft = self.base if same_head else Readout(ft)
         self.shared = pair.finetuned_full is None and self.ft.head is self.base.head and self.ft.linear
 
     def shared_diff(self, h_base: torch.Tensor, h_ft: torch.Tensor) -> torch.Tensor:
