@@ -22,8 +22,9 @@ import pytest
 
 BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "sinfo", "squeue", "scontrol", "scancel")
 PARTITION = "compute"
-NODE_CPUS = 2
-NODE_MEMORY_MB = 2048
+# slurmd drains a node that claims more than the machine has, so never claim more.
+NODE_CPUS = min(2, os.cpu_count() or 1)
+NODE_MEMORY_MB = min(2048, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20 - 256)
 # Job states after which a job will not run again.
 FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL", "DEADLINE"}
 
