@@ -38,6 +38,19 @@ def _setup_axes(ax: plt.Axes, parameter: str, values: list[object], categorical:
     ax.grid(alpha=0.3)
 
 
+def _finish(fig: plt.Figure, ax: plt.Axes, parameter: str, values: list[object], categorical: bool,
+            ylim: tuple[float, float], ylabel: str, title: str, path: Path) -> None:
+    _setup_axes(ax, parameter, values, categorical)
+    ax.set_ylim(*ylim)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def plot_relevance(df: pd.DataFrame, column: str, values: list[object], parameter: str, title: str, path: Path) -> pd.DataFrame:
     """Mean ± 1 SD over seeds, line + band; returns the plotted numbers."""
     per_seed = relevance_per_seed(df, column)
@@ -51,15 +64,8 @@ def plot_relevance(df: pd.DataFrame, column: str, values: list[object], paramete
         mean, sd = group["mean"], group["std"]
         ax.plot(group["x"], mean, marker="o", label=METHOD_LABELS.get(str(method), str(method)))
         ax.fill_between(group["x"], (mean - sd).clip(0, 100), (mean + sd).clip(0, 100), alpha=0.2)
-    _setup_axes(ax, parameter, values, categorical)
-    ax.set_ylim(0, 100)
-    ax.set_ylabel("relevant tokens, weighted (%)" if column == "weighted_percentage" else "relevant tokens (%)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    ylabel = "relevant tokens, weighted (%)" if column == "weighted_percentage" else "relevant tokens (%)"
+    _finish(fig, ax, parameter, values, categorical, (0, 100), ylabel, title, path)
     return stats
 
 
@@ -80,13 +86,5 @@ def plot_agent(df: pd.DataFrame, values: list[object], parameter: str, title: st
         mean, sd = float(blackbox.mean()), float(blackbox.std()) if len(blackbox) > 1 else 0.0
         ax.axhline(mean, linestyle="--", color="gray", label=f"{METHOD_LABELS['blackbox']} ({mean:.2f})")
         ax.axhspan(mean - sd, mean + sd, color="gray", alpha=0.15)
-    _setup_axes(ax, parameter, values, categorical)
-    ax.set_ylim(0.8, 5.2)
-    ax.set_ylabel("agent score (1–5)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _finish(fig, ax, parameter, values, categorical, (0.8, 5.2), "agent score (1–5)", title, path)
     return stats
