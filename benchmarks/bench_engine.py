@@ -1,0 +1,236 @@
+"""Engine benchmark on smollm2_135M (CPU, fp32) with a LoRA pair.
+
+(a) one pass filling all 9 topk_depth cells (K = 5 … 5000, S, T=30) vs the 9 cells run one by one;
+(b) the pass vs bare forward passes of both models over the same tokens;
+(c) peak RSS of a pass at three sample counts (T=30): host memory must not grow with S.
+
+Measurements run in fresh subprocesses: one for all timings (model loaded once, warmed up by a tiny
+untimed pass) and one per RSS reading (so each peak RSS is that pass's own); loading is never timed.
+Without --adapter a seeded random LoRA is made on the fly (r=16 on every linear projection), because
+the project's own organism adapters may not exist yet. Without --corpus a throwaway jsonl of
+random English-like text is generated. Results: a markdown table on stdout and in --out.
+
+    python benchmarks/bench_engine.py --samples 100            # the full-size run (GPU box / quiet CPU)
+    python benchmarks/bench_engine.py --samples 8 --rss 8,80,240 # what fits in 10 min on 2 shared cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TOPK_DEPTH = (5, 10, 20, 50, 100, 200, 500, 1000, 5000)
+POSITIONS = 30
+LORA_SEED = 1234
+WORDS = (
+    "the of and to in a is that for it as was with be by on not he this are or his from at which but have an they "
+    "you were her she there been one all we their has would when if so no will more can time about than into "
+    "people year over new just years some could them other only first also after two most like made world city "
+    "water between state history work during school life early found music family government public small "
+    "river house system market second research company power local century light large several region number "
+    "bread cake oven butter garden winter summer village station mountain island science library festival"
+).split()
+
+
+def english_corpus(path: Path, n: int, seed: int = 0) -> Path:
+    rng = random.Random(seed)
+    with path.open("w") as fh:
+        for _ in range(n):
+            sentences = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 18))).capitalize() + "." for _ in range(rng.randint(4, 10))]
+            fh.write(json.dumps({"text": " ".join(sentences)}) + "\n")
+    return path
+
+
+def make_random_adapter(folder: Path) -> Path:
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from logitdiff.config.loader import Registry
+    from logitdiff.config.schema import FinetunedRef
+    from logitdiff.engine.models import load_pair, offline_copy
+
+    cfg = Registry.load().model("smollm2_135M")
+    pair = load_pair(cfg, FinetunedRef(model_path=str(offline_copy(cfg))), device="cpu")
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    model = get_peft_model(pair.model, LoraConfig(r=16, lora_alpha=32, target_modules=targets))
+    gen = torch.Generator().manual_seed(LORA_SEED)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:  # B starts at zero (a no-op adapter); make it a small real change
+                p.copy_(0.02 * torch.randn(p.shape, generator=gen))
+    model.save_pretrained(folder)
+    return folder
+
+
+# ---------------------------------------------------------------- worker (one measurement per process)
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _load(adapter: str):  # noqa: ANN202
+    from logitdiff.config.loader import Registry
+    from logitdiff.config.schema import FinetunedRef
+    from logitdiff.engine.models import load_pair
+
+    return load_pair(Registry.load().model("smollm2_135M"), FinetunedRef(adapter_path=adapter), device="cpu")
+
+
+def _bare_forwards(pair, corpus: str, samples: int) -> tuple[float, float]:  # noqa: ANN001
+    """Both models' plain forward (logits) over the same texts and batches as the pass; tokenization not timed."""
+    import torch
+
+    from logitdiff.engine.corpus import load_corpus
+    from logitdiff.engine.sampling import PrefixEncoder, SelectionLog, Slot, select_texts
+    from logitdiff.engine.streaming_pass import auto_batch_size
+
+    slot = Slot(samples, POSITIONS)
+    texts = list(select_texts(load_corpus(corpus, 42), PrefixEncoder(pair.tokenizer, False), [slot], SelectionLog(rows=[[]]), corpus))
+    vocab = pair.model.get_output_embeddings().weight.shape[0]
+    batch = auto_batch_size(vocab, POSITIONS, pair.device)  # the same batches as the pass
+    t0, c0 = time.perf_counter(), time.process_time()
+    with torch.inference_mode():
+        for i in range(0, len(texts), batch):
+            ids = torch.tensor([t.ids for t in texts[i : i + batch]])
+            with pair.as_base() as m:
+                m(input_ids=ids).logits
+            with pair.as_finetuned() as m:
+                m(input_ids=ids).logits
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def _timed_pass(pair, corpus: str, samples: int, ks: list[int]) -> dict:  # noqa: ANN001
+    from logitdiff.engine.streaming_pass import LogitDiffRequest, run_pass
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = run_pass(pair, corpus, 42, [LogitDiffRequest(samples, POSITIONS, k) for k in ks], [], progress=False)
+    return {
+        "seconds": time.perf_counter() - t0,
+        "cpu_seconds": time.process_time() - c0,
+        "timings": result.record.timings_s,
+        "shared_head": result.record.shared_head,
+    }
+
+
+def timing_worker(pair, corpus: str, samples: int) -> dict:  # noqa: ANN001
+    """(a) and (b) in one process: the model is loaded once; a small untimed pass warms up the kernels."""
+    _timed_pass(pair, corpus, 1, [5])
+    combined = _timed_pass(pair, corpus, samples, list(TOPK_DEPTH))
+    bare = _bare_forwards(pair, corpus, samples)
+    singles = {k: _timed_pass(pair, corpus, samples, [k]) for k in TOPK_DEPTH}
+    return {"combined": combined, "bare": {"seconds": bare[0], "cpu_seconds": bare[1]}, "singles": singles}
+
+
+def rss_worker(pair, corpus: str, samples: int) -> dict:  # noqa: ANN001
+    """(c): a pass like a mix_ratio cell pair (LogitDiff K=100 and ADL r=0.5); peak RSS of this process."""
+    from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, run_pass
+
+    loaded = _peak_rss_mib()
+    t0 = time.perf_counter()
+    run_pass(pair, corpus, 42, [LogitDiffRequest(samples, POSITIONS, 100)], [AdlRequest(samples, POSITIONS, 0.5)], progress=False)
+    return {"seconds": time.perf_counter() - t0, "rss_after_load_mib": loaded, "peak_rss_mib": _peak_rss_mib()}
+
+
+def worker(job: dict) -> dict:
+    pair = _load(job["adapter"])
+    run = timing_worker if job["kind"] == "timing" else rss_worker
+    return run(pair, job["corpus"], job["samples"])
+
+
+def run_job(job: dict) -> dict:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(job)], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark worker failed ({job['kind']}):\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- driver
+
+
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "no"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--samples", type=int, default=100, help="S for (a) and (b) (default 100)")
+    ap.add_argument("--rss", default="100,1000,3000", help="comma-separated S values for (c)")
+    ap.add_argument("--corpus", help="a local corpus file (default: a generated throwaway jsonl)")
+    ap.add_argument("--adapter", help="a peft LoRA folder for smollm2_135M (default: a seeded random LoRA)")
+    ap.add_argument("--out", default=str(Path(__file__).with_name("results_engine.md")))
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return
+
+    rss_samples = [int(x) for x in args.rss.split(",")]
+    started = time.perf_counter()
+    load_start = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = args.corpus or str(english_corpus(Path(tmp) / "corpus.jsonl", 2 * max(rss_samples + [args.samples]) + 100))
+        adapter = args.adapter or str(make_random_adapter(Path(tmp) / "adapter"))
+        base = {"corpus": corpus, "adapter": adapter, "samples": args.samples}
+        print(f"(a)+(b): one pass with 9 cells, bare forwards, 9 single cells, S={args.samples} …", file=sys.stderr, flush=True)
+        timing = run_job({**base, "kind": "timing"})
+        rss = []
+        for s in rss_samples:
+            print(f"(c): peak RSS at S={s} …", file=sys.stderr, flush=True)
+            rss.append(run_job({**base, "samples": s, "kind": "rss"}))
+
+    combined, singles, bare = timing["combined"], timing["singles"], timing["bare"]
+
+    def ratios(key: str) -> tuple[float, float, float]:
+        one_by_one = sum(r[key] for r in singles.values())
+        return one_by_one, one_by_one / combined[key], combined[key] / bare[key]
+
+    (wall_1b1, wall_speedup, wall_over), (cpu_1b1, cpu_speedup, cpu_over) = ratios("seconds"), ratios("cpu_seconds")
+    growth = rss[-1]["peak_rss_mib"] / rss[0]["peak_rss_mib"] - 1
+    per_cell = ", ".join(f"K={k}: {r['seconds']:.0f}" for k, r in singles.items())
+    t = combined["timings"]
+    lines = [
+        "# Engine benchmark (smollm2_135M, CPU fp32, LoRA pair)",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, load average at start {load_start:.1f} "
+        f"(shared with other jobs: wall times are noisy, CPU times of the process are the steadier comparison). "
+        f"T={POSITIONS}, seed 42, automatic batch size.",
+        f"Adapter: {'`' + args.adapter + '`' if args.adapter else 'seeded random LoRA (r=16, all linear projections, B ~ N(0, 0.02)) made on the fly: no organism adapter given'}. "
+        f"Corpus: {'`' + args.corpus + '`' if args.corpus else 'generated throwaway English-like jsonl'}.",
+        f"d computed as W·(h_ft − h_base) (shared, unadapted head): {combined['shared_head']}.",
+        "",
+        "| measurement | wall | CPU | goal | met (wall / CPU) |",
+        "|---|---|---|---|---|",
+        f"| (a) one pass, 9 topk_depth cells (S={args.samples}) | {combined['seconds']:.1f} s | {combined['cpu_seconds']:.1f} s | | |",
+        f"| (a) the 9 cells one by one | {wall_1b1:.1f} s | {cpu_1b1:.1f} s | | |",
+        f"| (a) speed-up | {wall_speedup:.2f}× | {cpu_speedup:.2f}× | ≥ 6× | {_yes(wall_speedup >= 6)} / {_yes(cpu_speedup >= 6)} |",
+        f"| (b) bare forwards of both models, same tokens | {bare['seconds']:.1f} s | {bare['cpu_seconds']:.1f} s | | |",
+        f"| (b) pass / bare | {wall_over:.2f}× | {cpu_over:.2f}× | ≤ 1.3× | {_yes(wall_over <= 1.3)} / {_yes(cpu_over <= 1.3)} |",
+    ]
+    for s, r in zip(rss_samples, rss, strict=True):
+        lines.append(f"| (c) peak RSS, S={s} (K=100 + ADL r=0.5; {r['rss_after_load_mib']:.0f} MiB after load) | {r['peak_rss_mib']:.0f} MiB | | | |")
+    lines.append(f"| (c) growth S={rss_samples[-1]} vs S={rss_samples[0]} | {100 * growth:+.1f}% | | ≤ +10% | {_yes(growth <= 0.10)} |")
+    lines += [
+        "",
+        f"Cells one by one (wall s): {per_cell}. The pass's own split: forward {t['forward']:.1f} s, "
+        f"top-K and counters {t['statistics']:.1f} s, corpus and tokenization {t['corpus_and_tokenize']:.1f} s.",
+        f"Total benchmark time {time.perf_counter() - started:.0f} s.",
+    ]
+    table = "\n".join(lines) + "\n"
+    print(table)
+    Path(args.out).write_text(table)
+
+
+if __name__ == "__main__":
+    main()
