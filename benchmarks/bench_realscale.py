@@ -167,6 +167,7 @@ def main() -> None:
         for s in samples:
             print(f"pass at S={s}, T={args.positions}, {args.layers} layer(s) …", file=sys.stderr, flush=True)
             runs.append(run_job({"samples": s, "positions": args.positions, "layers": args.layers, "threads": args.threads, "corpus": corpus}))
+            print(json.dumps(runs[-1]), file=sys.stderr, flush=True)  # a killed run still shows what it measured
 
     arch = architecture(ARCH)
     t, v = args.positions, runs[0]["vocab"]
