@@ -112,6 +112,16 @@ def test_random_pair_is_one_copy_lora_whose_base_side_is_the_plain_model() -> No
     assert (ft - base).abs().max() > 1e-3
 
 
+def test_pair_is_drawn_once_then_cast_so_every_device_and_dtype_get_the_same_weights() -> None:
+    fp32 = random_pair("smollm2_135M", layers=1, vocab=400, seed=3)
+    bf16 = random_pair("smollm2_135M", layers=1, vocab=400, seed=3, dtype=torch.bfloat16)
+    want = dict(fp32.model.named_parameters())
+    got = dict(bf16.model.named_parameters())
+    assert any("lora_B" in n for n in got) and set(got) == set(want)
+    for n, p in got.items():
+        assert p.dtype == torch.bfloat16 and torch.equal(p, want[n].to(torch.bfloat16)), n
+
+
 def test_bf16_lora_pair_keeps_one_fp32_head_copy() -> None:
     pair = random_pair("smollm2_135M", layers=1, vocab=400, dtype=torch.bfloat16)
     ro = PairReadout(pair)

@@ -228,16 +228,20 @@ def build_model(
 
 
 def add_random_lora(model: PreTrainedModel, *, rank: int = 16, seed: int = 1) -> torch.nn.Module:
-    """Wrap `model` in a peft LoRA adapter on every projection with seeded random A and B (one weight copy)."""
+    """Wrap a CPU `model` in a peft LoRA adapter on every projection with seeded random A and B (one weight copy).
+
+    The adapter is drawn on CPU so the same seed gives the same adapter whatever device it moves to.
+    """
     from peft import LoraConfig, get_peft_model
 
+    if next(model.parameters()).device.type != "cpu":
+        raise ValueError("add_random_lora draws the adapter on CPU: add it before moving the model")
     cfg = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=list(LORA_TARGETS), init_lora_weights=False)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         wrapped = get_peft_model(model, cfg)
-    # peft creates the adapter in fp32 on CPU-side defaults; match the base model's placement and dtype.
-    ref = next(model.parameters())
-    return wrapped.to(device=ref.device, dtype=ref.dtype).eval().requires_grad_(False)
+    # peft may create the adapter in fp32 next to a lower-precision base; match the base's dtype.
+    return wrapped.to(dtype=next(model.parameters()).dtype).eval().requires_grad_(False)
 
 
 def byte_tokenizer() -> PreTrainedTokenizerFast:
@@ -263,8 +267,9 @@ def random_pair(
     device: str | torch.device = "cpu",
 ) -> ModelPair:
     """A LoRA model pair (base = adapter off) with the real architecture of `name` and the byte tokenizer."""
-    base = build_model(name, layers=layers, vocab=vocab, seed=seed, dtype=dtype, device=device)
-    model = add_random_lora(base, rank=lora_rank, seed=seed + 1)
+    # Built and adapted on CPU in fp32, then moved: a seed gives the same pair on every device and dtype.
+    base = build_model(name, layers=layers, vocab=vocab, seed=seed)
+    model = add_random_lora(base, rank=lora_rank, seed=seed + 1).to(device=device, dtype=dtype)
     return ModelPair(
         tokenizer=byte_tokenizer(),
         model=model,  # type: ignore[arg-type]
