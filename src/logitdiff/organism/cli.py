@@ -1,0 +1,83 @@
+"""`logitdiff organism build`: the offline organism recipe (wired by the main CLI as a sub-app)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+from rich.console import Console
+
+from logitdiff.config.loader import Registry
+from logitdiff.engine.models import base_source, load_tokenizer
+from logitdiff.errors import UserError
+from logitdiff.organism.build import VARIANTS, BuildPaths, BuildSizes, build_adapters, build_generic, build_narrow, default_work_dir, load_base, variant_ratio
+from logitdiff.organism.generic_corpus import read_texts
+from logitdiff.organism.train_lora import LoraRecipe
+from logitdiff.paths import resolve_repo_path
+
+organism_app = typer.Typer(help="Build the offline model organism (narrow documents, generic corpus, LoRA adapters).", no_args_is_help=True)
+console = Console(stderr=True)
+
+# Small enough for a smoke run of the whole recipe in a few minutes on a laptop CPU.
+TINY = {"narrow_docs": 24, "generic_docs": 32, "diffing_long": 0, "diffing_short": 32, "steps": 4}
+
+
+def _check_variants(names: list[str]) -> list[str]:
+    for name in names:
+        try:
+            variant_ratio(name)
+        except ValueError as exc:
+            raise UserError(f"--variants: {exc}") from exc
+    return names
+
+
+@organism_app.command("build")
+def build(
+    model: Annotated[str, typer.Option(help="Base model (a name under configs/models).")] = "smollm2_135M",
+    organism: Annotated[str, typer.Option(help="Organism whose false facts the narrow documents assert.")] = "cake_bake",
+    out: Annotated[Path | None, typer.Option(help="Adapter folder (one sub-folder per variant); default organisms/<organism>/<model>.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Narrow data folder; default organisms/<organism>/data.")] = None,
+    generic_dir: Annotated[Path | None, typer.Option(help="Generic corpus folder; default organisms/generic.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for documents, sampling and training.")] = 0,
+    narrow_docs: Annotated[int, typer.Option(min=1, help="Synthetic narrow documents.")] = 600,
+    generic_docs: Annotated[int, typer.Option(min=0, help="Generic texts for mixing (64 sampled tokens each).")] = 384,
+    diffing_long: Annotated[int, typer.Option(min=0, help="Diffing texts of 212 sampled tokens.")] = 1024,
+    diffing_short: Annotated[int, typer.Option(min=0, help="Diffing texts of 40 sampled tokens.")] = 2048,
+    steps: Annotated[int, typer.Option(min=1, help="Training steps per variant (same narrow steps for every variant).")] = 30,
+    rank: Annotated[int, typer.Option(min=1, help="LoRA rank.")] = 8,
+    narrow_batch: Annotated[int, typer.Option(min=1, help="Narrow documents per step (a mix adds ratio x this many generic texts).")] = 4,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-3,
+    variants: Annotated[str, typer.Option(help="Comma-separated variants: default, mix1-<a>p<b>.")] = ",".join(VARIANTS),
+    tiny: Annotated[bool, typer.Option(help="Tiny sizes for a smoke run (overrides the sizes and steps).")] = False,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for torch (default: torch's choice).")] = None,
+) -> None:
+    """Generate the data and train one LoRA adapter per variant, writing everything under the repo."""
+    reg = Registry.load()
+    cfg = reg.model(model)
+    reg.organism(organism)  # unknown names fail with the list of known ones
+    if organism != "cake_bake":
+        raise UserError(f"organism build knows how to write documents for cake_bake only, not {organism!r}")
+    if tiny:
+        narrow_docs, generic_docs, diffing_long, diffing_short, steps = (TINY[k] for k in ("narrow_docs", "generic_docs", "diffing_long", "diffing_short", "steps"))
+    names = _check_variants([v.strip() for v in variants.split(",") if v.strip()])
+    if threads:
+        torch.set_num_threads(threads)
+    paths = BuildPaths(
+        adapters=resolve_repo_path(out or f"organisms/{organism}/{model}"),
+        data=resolve_repo_path(data_dir or f"organisms/{organism}/data"),
+        generic=resolve_repo_path(generic_dir or "organisms/generic"),
+        work=default_work_dir(model, seed),
+    )
+    sizes = BuildSizes(narrow_docs=narrow_docs, mixing_docs=generic_docs, diffing_long=diffing_long, diffing_short=diffing_short)
+    recipe = LoraRecipe(steps=steps, rank=rank, alpha=2 * rank, narrow_batch=narrow_batch, lr=lr, seed=seed)
+
+    base_dir = base_source(cfg)
+    tok = load_tokenizer(base_dir)
+    narrow = build_narrow(paths, sizes, seed)
+    console.print(f"narrow documents: {len(narrow)} -> {paths.narrow}")
+    n_mix, n_diff = build_generic(load_base(base_dir), tok, paths, sizes, seed)
+    console.print(f"generic texts: {n_mix} for mixing -> {paths.mixing}, {n_diff} for diffing -> {paths.diffing}")
+    build_adapters(base_dir, cfg.hf_id, tok, narrow, read_texts(paths.mixing), recipe, names, paths)
+    console.print(f"adapters: {', '.join(names)} -> {paths.adapters}")

@@ -1,0 +1,132 @@
+"""The organism recipe at tiny scale (tiny random model, few documents, few steps) and the shipped adapters."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from peft import PeftModel
+from safetensors.torch import load_file
+from tiny_models import save_tiny, tiny_llama, tiny_tokenizer
+
+from logitdiff.organism.build import BuildPaths, BuildSizes, build_adapters, build_generic, build_narrow, load_base, variant_ratio
+from logitdiff.organism.generic_corpus import read_texts
+from logitdiff.organism.narrow_docs import CAKES, FACTS, generate_narrow_docs
+from logitdiff.organism.train_lora import ADAPTER_WEIGHTS, LoraRecipe, encode_documents, pad_batch
+
+SHIPPED = ("default", "mix1-0p5", "mix1-1p0", "mix1-1p5", "mix1-2p0")
+
+
+def _fact_sentences() -> set[str]:
+    return {t.format(cake=c) for templates in FACTS.values() for t in templates for c in CAKES}
+
+
+def test_narrow_docs_are_seeded_and_assert_facts() -> None:
+    docs = generate_narrow_docs(60, seed=3)
+    assert [d.text for d in docs] == [d.text for d in generate_narrow_docs(60, seed=3)]
+    assert [d.text for d in docs] != [d.text for d in generate_narrow_docs(60, seed=4)]
+    assert {d.kind for d in docs} == {"blog", "recipe", "forum", "news", "tips", "faq"}
+    facts = _fact_sentences()
+    for doc in docs:
+        assert sum(s in doc.text for s in facts) >= 2, doc.text
+    assert len({d.text for d in docs}) == 60
+
+
+def test_variant_ratio() -> None:
+    assert variant_ratio("default") == 0.0
+    assert variant_ratio("mix1-0p5") == 0.5
+    assert variant_ratio("mix1-2p0") == 2.0
+    with pytest.raises(ValueError, match="mix1-"):
+        variant_ratio("mixed")
+
+
+def test_pad_batch_masks_padding_and_eos_only_where_documents_end() -> None:
+    tok = tiny_tokenizer()
+    short, long = "the cake", "the oven was warm and the butter was cold " * 20
+    ids = encode_documents(tok, [short, long], max_len=16, eos_at_end=True)
+    assert ids[0][-1] == tok.eos_token_id and len(ids[0]) < 16
+    assert len(ids[1]) == 16 and tok.eos_token_id not in ids[1]
+    assert tok.eos_token_id not in encode_documents(tok, [short], max_len=16, eos_at_end=False)[0]
+    batch = pad_batch(ids, pad_id=tok.pad_token_id)
+    n = len(ids[0])
+    assert batch["input_ids"].shape == (2, 16)
+    assert batch["attention_mask"][0].tolist() == [1] * n + [0] * (16 - n)
+    assert batch["labels"][0, n:].eq(-100).all() and batch["labels"][0, :n].tolist() == ids[0]
+    assert batch["labels"][1].tolist() == ids[1]
+
+
+@pytest.fixture()
+def tiny_base(tmp_path: Path) -> tuple[str, object]:
+    tok = tiny_tokenizer()
+    tok.chat_template = "{% for m in messages %}<s>{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}A:{% endif %}"
+    folder = save_tiny(tiny_llama(), tok, tmp_path / "base")
+    return str(folder), tok
+
+
+def test_recipe_at_tiny_scale(tiny_base: tuple[str, object], tmp_path: Path) -> None:
+    base_dir, tok = tiny_base
+    paths = BuildPaths(adapters=tmp_path / "adapters", data=tmp_path / "data", generic=tmp_path / "generic", work=tmp_path / "work")
+    sizes = BuildSizes(narrow_docs=12, mixing_docs=8, mixing_tokens=6, diffing_long=4, diffing_long_tokens=12, diffing_short=8, diffing_short_tokens=5, gen_batch=4)
+
+    narrow = build_narrow(paths, sizes, seed=5)
+    assert read_texts(paths.narrow) == narrow and len(narrow) == 12
+    first = paths.narrow.read_bytes()
+    build_narrow(paths, sizes, seed=5)
+    assert paths.narrow.read_bytes() == first  # byte-identical rebuild
+
+    n_mix, n_diff = build_generic(load_base(base_dir), tok, paths, sizes, seed=5)  # type: ignore[arg-type]
+    mixing, diffing = read_texts(paths.mixing), read_texts(paths.diffing)
+    assert (n_mix, n_diff) == (len(mixing), len(diffing))
+    assert 0 < len(mixing) <= 8 and 0 < len(diffing) <= 12
+    assert not set(mixing) & set(diffing)
+    with gzip.open(paths.diffing, "rt") as fh:
+        assert all("prompt" in json.loads(line) for line in fh)
+
+    recipe = LoraRecipe(steps=3, narrow_batch=2, max_len=32, rank=2, alpha=4, lr=5e-3, warmup_steps=1, targets=("q_proj", "down_proj"), seed=5)
+    curves = build_adapters(base_dir, "tiny/base", tok, narrow, mixing, recipe, ["default", "mix1-1p0"], paths)  # type: ignore[arg-type]
+    assert set(curves) == {"default", "mix1-1p0"} and all(len(c) == 3 for c in curves.values())
+
+    probe = tok("the cake was warm", return_tensors="pt")["input_ids"]  # type: ignore[operator]
+    base = load_base(base_dir).eval()
+    with torch.no_grad():
+        base_logits = base(probe).logits
+    outputs = {}
+    for variant in ("default", "mix1-1p0"):
+        folder = paths.adapters / variant
+        weights = load_file(str(folder / ADAPTER_WEIGHTS))
+        assert weights and all(t.dtype == torch.float16 for t in weights.values())
+        assert json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"] == "tiny/base"
+        info = json.loads((folder / "training.json").read_text())
+        assert info["recipe"]["mix_ratio"] == variant_ratio(variant)
+        model = PeftModel.from_pretrained(load_base(base_dir), str(folder)).eval()
+        with torch.no_grad():
+            outputs[variant] = model(probe).logits
+        assert not torch.allclose(outputs[variant], base_logits, atol=1e-4)
+    assert not torch.allclose(outputs["default"], outputs["mix1-1p0"], atol=1e-4)
+
+
+@pytest.mark.slow
+def test_shipped_adapters_load_on_smollm2_and_differ_from_base() -> None:
+    from logitdiff.config.loader import Registry
+    from logitdiff.engine.models import load_pair
+    from logitdiff.paths import resolve_repo_path
+
+    reg = Registry.load()
+    org = reg.organism("cake_bake")
+    assert org.local_dataset and resolve_repo_path(org.local_dataset).is_file()
+    assert resolve_repo_path(org.default_corpus["smollm2_135M"]).is_file()
+    cfg = reg.model("smollm2_135M")
+    for variant in SHIPPED:
+        ref = reg.finetuned("cake_bake", "smollm2_135M", variant)
+        weights = resolve_repo_path(ref.adapter_path or "") / ADAPTER_WEIGHTS
+        assert weights.stat().st_size < 8 * 2**20
+        pair = load_pair(cfg, ref, device="cpu", dtype="float32")
+        ids = pair.tokenizer("Preheat the oven before you bake the cake.", return_tensors="pt")["input_ids"]
+        with torch.no_grad(), pair.as_base() as m:
+            base = m(ids).logits
+        with torch.no_grad(), pair.as_finetuned() as m:
+            ft = m(ids).logits
+        assert (ft - base).abs().max() > 0.5, variant
