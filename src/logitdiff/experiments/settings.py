@@ -35,6 +35,7 @@ class RunSettings(BaseModel):
     agent_max_new_tokens: int = Field(default=1024, ge=1)
     device: str | None = None
     dtype: str | None = None
+    device_map: str | None = None
     batch_size: int | None = Field(default=None, ge=1)
     drop_bos: bool = False
     overwrite: bool = False

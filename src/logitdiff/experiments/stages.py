@@ -113,7 +113,7 @@ class Stages:
         model_cfg, ref, _ = self.configs(cell)
         s = self.settings
         key = (cell.model, cell.organism, cell.variant)
-        return self._pairs.get(key, lambda: load_pair(model_cfg, ref, device=s.device, dtype=s.dtype))
+        return self._pairs.get(key, lambda: load_pair(model_cfg, ref, device=s.device, dtype=s.dtype, device_map=s.device_map))
 
     def fail(self, cell: Cell, stage: str, reason: str) -> None:
         write_json(self.store.failure(cell), CellFailure(cell=cell, stage=stage, reason=reason).model_dump())  # type: ignore[arg-type]
