@@ -130,3 +130,38 @@ def test_shipped_adapters_load_on_smollm2_and_differ_from_base() -> None:
         with torch.no_grad(), pair.as_finetuned() as m:
             ft = m(ids).logits
         assert (ft - base).abs().max() > 0.5, variant
+
+
+def test_cli_tiny_build_writes_to_the_cache(tiny_base: tuple[str, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from logitdiff.organism.cli import organism_app
+
+    monkeypatch.setenv("LOGITDIFF_CACHE", str(tmp_path / "cache"))
+    app = typer.Typer()
+    app.add_typer(organism_app, name="organism")
+    base_dir, _ = tiny_base
+    result = CliRunner().invoke(app, ["organism", "build", "--tiny", "--base-path", base_dir, "--variants", "default,mix1-0p5", "--seed", "2"])
+    assert result.exit_code == 0, result.output
+    root = tmp_path / "cache" / "organism-tiny" / "organisms"
+    assert len(read_texts(root / "cake_bake" / "data" / "narrow.jsonl.gz")) == 24
+    assert len(read_texts(root / "generic" / "mixing.jsonl.gz")) > 0
+    for variant in ("default", "mix1-0p5"):
+        info = json.loads((root / "cake_bake" / "smollm2_135M" / variant / "training.json").read_text())
+        assert len(info["narrow_loss"]) == 4
+
+
+def test_cli_rejects_unknown_organism_and_variant() -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from logitdiff.errors import UserError
+    from logitdiff.organism.cli import organism_app
+
+    app = typer.Typer()
+    app.add_typer(organism_app, name="organism")
+    bad_variant = CliRunner().invoke(app, ["organism", "build", "--variants", "default,mixed"])
+    assert isinstance(bad_variant.exception, UserError) and "mixed" in str(bad_variant.exception)
+    bad_org = CliRunner().invoke(app, ["organism", "build", "--organism", "fda_approval"])
+    assert isinstance(bad_org.exception, UserError) and "cake_bake" in str(bad_org.exception)

@@ -9,6 +9,7 @@ finished corpora are reused by later builds with the same sizes.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import re
 from dataclasses import dataclass, replace
@@ -74,8 +75,12 @@ class BuildPaths:
         return self.generic / "diffing.jsonl.gz"
 
 
-def default_work_dir(model: str, seed: int) -> Path:
-    return cache_root() / "organism-parts" / model / f"seed{seed}"
+def default_work_dir(model: str, seed: int, base_path: str | None = None) -> Path:
+    """Where sampled parts are kept between runs; a local base folder gets its own place."""
+    root = cache_root() / "organism-parts" / model / f"seed{seed}"
+    if base_path:
+        return root / ("local-" + hashlib.sha1(str(Path(base_path).resolve()).encode()).hexdigest()[:10])
+    return root
 
 
 def variant_ratio(variant: str) -> float:

@@ -9,13 +9,14 @@ import torch
 import typer
 from rich.console import Console
 
+from logitdiff.cache_dir import cache_root
 from logitdiff.config.loader import Registry
 from logitdiff.engine.models import base_source, load_tokenizer
 from logitdiff.errors import UserError
 from logitdiff.organism.build import VARIANTS, BuildPaths, BuildSizes, build_adapters, build_generic, build_narrow, default_work_dir, load_base, variant_ratio
 from logitdiff.organism.generic_corpus import read_texts
 from logitdiff.organism.train_lora import LoraRecipe
-from logitdiff.paths import resolve_repo_path
+from logitdiff.paths import repo_root, resolve_repo_path
 
 organism_app = typer.Typer(help="Build the offline model organism (narrow documents, generic corpus, LoRA adapters).", no_args_is_help=True)
 console = Console(stderr=True)
@@ -50,8 +51,9 @@ def build(
     narrow_batch: Annotated[int, typer.Option(min=1, help="Narrow documents per step (a mix adds ratio x this many generic texts).")] = 4,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-3,
     variants: Annotated[str, typer.Option(help="Comma-separated variants: default, mix1-<a>p<b>.")] = ",".join(VARIANTS),
-    tiny: Annotated[bool, typer.Option(help="Tiny sizes for a smoke run (overrides the sizes and steps).")] = False,
+    tiny: Annotated[bool, typer.Option(help="Tiny sizes for a smoke run (overrides the sizes and steps; default outputs go to the user cache).")] = False,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for torch (default: torch's choice).")] = None,
+    base_path: Annotated[str | None, typer.Option(help="Local folder with the base weights instead of the hub / offline copy.")] = None,
 ) -> None:
     """Generate the data and train one LoRA adapter per variant, writing everything under the repo."""
     reg = Registry.load()
@@ -64,16 +66,18 @@ def build(
     names = _check_variants([v.strip() for v in variants.split(",") if v.strip()])
     if threads:
         torch.set_num_threads(threads)
+    # A smoke run must never overwrite the shipped organism: its defaults live in the user cache.
+    root = cache_root() / "organism-tiny" if tiny else repo_root()
     paths = BuildPaths(
-        adapters=resolve_repo_path(out or f"organisms/{organism}/{model}"),
-        data=resolve_repo_path(data_dir or f"organisms/{organism}/data"),
-        generic=resolve_repo_path(generic_dir or "organisms/generic"),
-        work=default_work_dir(model, seed),
+        adapters=resolve_repo_path(out) if out else root / f"organisms/{organism}/{model}",
+        data=resolve_repo_path(data_dir) if data_dir else root / f"organisms/{organism}/data",
+        generic=resolve_repo_path(generic_dir) if generic_dir else root / "organisms/generic",
+        work=default_work_dir(model, seed, base_path),
     )
     sizes = BuildSizes(narrow_docs=narrow_docs, mixing_docs=generic_docs, diffing_long=diffing_long, diffing_short=diffing_short)
     recipe = LoraRecipe(steps=steps, rank=rank, alpha=2 * rank, narrow_batch=narrow_batch, lr=lr, seed=seed)
 
-    base_dir = base_source(cfg)
+    base_dir = base_source(cfg, base_path)
     tok = load_tokenizer(base_dir)
     narrow = build_narrow(paths, sizes, seed)
     console.print(f"narrow documents: {len(narrow)} -> {paths.narrow}")

@@ -126,7 +126,7 @@ def train_lora(
     bar = tqdm(range(recipe.steps), desc=desc, unit="step")
     for _ in bar:
         loss = _mean_token_loss(model, pad_batch(next(narrow_batches), pad))
-        narrow_loss = float(loss)
+        narrow_loss = float(loss.detach())
         if generic_batches is not None:
             n, g = recipe.narrow_batch, recipe.generic_batch
             loss = (n * loss + g * _mean_token_loss(model, pad_batch(next(generic_batches), pad))) / (n + g)
