@@ -195,13 +195,16 @@ def status(
     print_status(cells, results_dir, judge, drop_bos)
 
 
+def _wants_organism_app(argv: list[str]) -> bool:
+    """The organism recipe imports torch/transformers (~9 s); load it only when it can be reached."""
+    return not argv or argv[0] in ("organism", "--help", "-h")
+
+
 def main() -> None:
-    try:
+    if _wants_organism_app(sys.argv[1:]):
         from logitdiff.organism.cli import organism_app
 
         app.add_typer(organism_app, name="organism", help="Build the offline model organism.")
-    except ImportError:
-        pass
     try:
         app()
     except UserError as exc:
