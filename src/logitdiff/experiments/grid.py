@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from logitdiff.config.loader import Registry
 from logitdiff.config.schema import ExperimentConfig, Method
 from logitdiff.errors import UserError
+from logitdiff.paths import resolve_repo_path
 
 ArrayUnit = Literal["cell", "pass"]
 
@@ -78,7 +79,12 @@ def _parse_values(exp: ExperimentConfig, raw: Sequence[str]) -> list[str] | list
 
 
 def default_corpus(reg: Registry, exp: ExperimentConfig, model: str, organism: str) -> str:
-    return reg.organism(organism).default_corpus.get(model, exp.corpus)
+    """The organism's corpus for this model (a bundled file, relative to the repo root) or the grid's."""
+    configured = reg.organism(organism).default_corpus.get(model)
+    if configured is None:
+        return exp.corpus
+    bundled = resolve_repo_path(configured)
+    return str(bundled) if bundled.exists() else configured
 
 
 def expand(reg: Registry, exp: ExperimentConfig, opts: GridOptions) -> list[Cell]:
