@@ -65,12 +65,14 @@ def test_full_finetune_is_a_second_model(folders: dict[str, Path]) -> None:
 
 
 @pytest.mark.slow
-def test_smollm2_loads_offline_from_the_packaged_gguf(tmp_path: Path) -> None:
+def test_smollm2_loads_offline_from_the_packaged_gguf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from logitdiff.config.loader import Registry
     from logitdiff.engine.hub import hub_reachable
 
-    if hub_reachable():
-        pytest.skip("the hub is reachable here, so load_pair would not take the offline GGUF path")
+    # Force the offline path even where the hub is reachable (the probe result is cached per process).
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub_reachable.cache_clear()
+    assert not hub_reachable()
     cfg = Registry.load().model("smollm2_135M")
     torch.manual_seed(0)
     from logitdiff.engine.models import offline_copy
