@@ -1,4 +1,4 @@
-"""Report numbers with known answers: per-seed aggregation, mean ± SD over seeds, files and axes."""
+"""Report numbers with known answers: which records are points, mean ± population SD, files and axes."""
 
 from pathlib import Path
 
@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from logitdiff.report.build import dataset_name
-from logitdiff.report.plots import plot_agent, plot_relevance, relevance_per_seed
+from logitdiff.report.bands import relevance_points, relevance_stats
+from logitdiff.report.plots import plot_agent, plot_relevance
 
 
 def _row(method: str, value: object, seed: int, pct: float, ordering: str | None = None, position: int | None = None) -> dict[str, object]:
@@ -15,7 +16,7 @@ def _row(method: str, value: object, seed: int, pct: float, ordering: str | None
             "percentage": pct, "weighted_percentage": pct / 2, "failed": None}
 
 
-def test_relevance_per_seed_uses_main_ordering_and_averages_adl_positions() -> None:
+def test_relevance_points_are_main_ordering_and_every_adl_position() -> None:
     df = pd.DataFrame(
         [
             _row("logitdiff", "a", 1, 40.0, ordering="top_k_occurring"),
@@ -24,27 +25,55 @@ def test_relevance_per_seed_uses_main_ordering_and_averages_adl_positions() -> N
             {**_row("adl", "a", 1, 99.0, position=5), "failed": "HTTP 500"},  # failed lists are left out
         ]
     )
-    got = relevance_per_seed(df, "percentage").set_index("method")["percentage"].to_dict()
-    assert got == {"logitdiff": 40.0, "adl": 30.0}
+    points = relevance_points(df, "percentage")
+    assert sorted(points[points["method"] == "adl"]["percentage"]) == [10.0, 20.0, 30.0, 40.0, 50.0]
+    assert points[points["method"] == "logitdiff"]["percentage"].tolist() == [40.0]
 
 
-def test_plot_relevance_mean_and_sd_over_seeds(tmp_path: Path) -> None:
+def test_adl_band_pools_positions_and_seeds_with_population_sd() -> None:
+    # Seed 1: positions 0-3 at 0 %, position 4 at 100 %; seed 2: all five at 100 %.
+    # Pooled 10 points (4 zeros, 6 hundreds): mean 60, population SD sqrt((4*60^2 + 6*40^2)/10) = sqrt(2400).
+    # (Per-seed means 20 and 100 would give SD 40 with ddof=0 or 56.6 with ddof=1.)
+    df = pd.DataFrame(
+        [_row("adl", "v", 1, 100.0 if i == 4 else 0.0, position=i) for i in range(5)]
+        + [_row("adl", "v", 2, 100.0, position=i) for i in range(5)]
+    )
+    got = relevance_stats(df, "percentage").iloc[0]
+    assert (got["mean"], got["count"]) == (60.0, 10)
+    assert got["std"] == pytest.approx(2400**0.5)
+
+
+def test_plot_relevance_mean_and_population_sd_over_seeds(tmp_path: Path) -> None:
     df = pd.DataFrame(
         [_row("logitdiff", k, s, pct, ordering="top_k_occurring") for k, s, pct in [(5, 1, 20.0), (5, 2, 40.0), (50, 1, 60.0), (50, 2, 60.0)]]
     )
     stats = plot_relevance(df, "percentage", [5, 50], "top_k", "title", tmp_path / "r.png").set_index("value")
-    assert stats.loc[5, "mean"] == 30.0 and stats.loc[5, "std"] == pytest.approx(14.142, abs=1e-3)
+    assert stats.loc[5, "mean"] == 30.0 and stats.loc[5, "std"] == 10.0  # ddof=0, as the reference's figures
     assert stats.loc[50, "mean"] == 60.0 and stats.loc[50, "std"] == 0.0
     assert mpimg.imread(tmp_path / "r.png").shape[2] in (3, 4)
 
 
-def test_plot_agent_excludes_blackbox_from_method_lines(tmp_path: Path) -> None:
+def test_plot_agent_blackbox_band_outside_mix_ratio(tmp_path: Path) -> None:
     df = pd.DataFrame(
-        [{"method": "logitdiff", "value": 5, "score": s} for s in (2, 4)] + [{"method": "blackbox", "value": 5, "score": 1}]
+        [{"method": "logitdiff", "value": v, "score": s} for v in (5, 50) for s in (2, 4)]
+        + [{"method": "blackbox", "value": 5, "score": s} for s in (1, 1, 1, 3)]
     )
-    stats = plot_agent(df, [5], "top_k", "title", tmp_path / "a.png")
-    assert stats[["method", "mean"]].values.tolist() == [["logitdiff", 3.0]]
+    stats = plot_agent(df, [5, 50], "top_k", "title", tmp_path / "a.png")
+    rows = {(m, v): (mean, sd) for m, v, mean, sd in stats[["method", "value", "mean", "std"]].values.tolist()}
+    assert rows == {("logitdiff", 5): (3.0, 1.0), ("logitdiff", 50): (3.0, 1.0), ("blackbox", 5): (1.5, pytest.approx(0.75**0.5))}
     assert (tmp_path / "a.png").stat().st_size > 0
+
+
+def test_plot_agent_blackbox_curve_per_variant_in_mix_ratio(tmp_path: Path) -> None:
+    df = pd.DataFrame(
+        [{"method": m, "value": v, "score": 3} for m in ("logitdiff", "adl") for v in ("default", "mix1-1p0")]
+        + [{"method": "blackbox", "value": "default", "score": s} for s in (1, 3)]
+        + [{"method": "blackbox", "value": "mix1-1p0", "score": 5}]
+    )
+    stats = plot_agent(df, ["default", "mix1-1p0"], "variant", "title", tmp_path / "a.png")
+    baseline = stats[stats["method"] == "blackbox"].set_index("value")
+    assert baseline["mean"].to_dict() == {"default": 2.0, "mix1-1p0": 5.0}
+    assert baseline["std"].to_dict() == {"default": 1.0, "mix1-1p0": 0.0}
 
 
 def test_dataset_names() -> None:

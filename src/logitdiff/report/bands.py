@@ -1,0 +1,40 @@
+"""The numbers a plot's line and band show: which records are points, their mean and SD.
+
+Defined once so the plots, their footnotes and the notebook's tables cannot disagree. The choices
+follow the reference's figures, so ours can be compared with the paper's: the SD is the population
+SD (ddof=0), and each ADL position 0–4 of each seed is its own point (5 positions × seeds), while
+LogitDiff has one point per seed (its main ordering).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from logitdiff.report.collect import MAIN_ORDERING
+
+SD_DDOF = 0
+
+RELEVANCE_BAND_NOTE = (
+    "line: mean; band: ±1 population SD (ddof=0) over the points: "
+    "LogitDiff one per seed, ADL one per seed × position 0–4"
+)
+AGENT_BAND_NOTE = "line: mean; band: ±1 population SD (ddof=0) over seeds × agent runs × grader runs"
+
+
+def relevance_points(df: pd.DataFrame, column: str) -> pd.DataFrame:
+    """The graded lists that are plotted points: the main LogitDiff ordering and every ADL position."""
+    ok = df[df["failed"].isna() & df[column].notna()]
+    return ok[(ok["method"] == "adl") | (ok["ordering"] == MAIN_ORDERING)]
+
+
+def band_stats(points: pd.DataFrame, keys: list[str], column: str) -> pd.DataFrame:
+    """Mean, population SD and number of points per group, one row per group (groups in first-seen order)."""
+    grouped = points.groupby(keys, sort=False)[column]
+    stats = grouped.agg(["mean", "count"])
+    stats["std"] = grouped.std(ddof=SD_DDOF)
+    return stats[["mean", "std", "count"]].reset_index()
+
+
+def relevance_stats(df: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per (method, value): the relevance line (mean, in %) and band (SD) the plots draw."""
+    return band_stats(relevance_points(df, column), ["method", "value"], column)
