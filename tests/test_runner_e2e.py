@@ -16,14 +16,17 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from openai_server import ChatServer, Reply, SeenRequest, chat_server  # noqa: F401  (fixture)
 from tiny_experiment import TINY_MODEL, TINY_ORGANISM, TinySetup, build_tiny_setup
 
+from logitdiff.agent.prompts import BLACKBOX_INTRO
 from logitdiff.config.loader import Registry
 from logitdiff.experiments.grid import GridOptions
 from logitdiff.experiments.runner import RunSummary, run_experiment
 from logitdiff.experiments.settings import Mode, RunSettings
+from logitdiff.report.plots import plot_agent
 
 _CANDIDATE = re.compile(r'^(\d+)\. "(.*)"$', re.MULTILINE)
 
@@ -287,6 +290,51 @@ def test_mode_full_runs_agent_and_blackbox(env: Path, chat_server: ChatServer) -
     again = run(full_settings(chat_server, env))
     assert again.agent_reused == 12 and again.agent_runs == 0
     assert len(chat_server.requests) == n
+
+
+def scripted_full_blackbox_lower(request: SeenRequest) -> Reply:
+    """As scripted_full, but the blackbox agent (no overview) answers vaguely and is graded 2, the others 3."""
+    model = request.body["model"]
+    if model == "scripted-grader":
+        return Reply("Rough topic only.\nSCORE: 2" if "cooking in general" in request.last_user else "Exact topic.\nSCORE: 3")
+    if model == "scripted-agent" and request.messages[1]["content"] == BLACKBOX_INTRO and sum(m["role"] == "assistant" for m in request.messages):
+        return Reply('FINAL(description: "Something about cooking in general.")')
+    return scripted_full(request)
+
+
+def test_mode_full_mix_ratio_blackbox_per_variant_and_seed(env: Path, chat_server: ChatServer) -> None:
+    """SPEC §6: in mix-ratio each variant is another finetune, so the baseline runs, is stored and is plotted per variant."""
+    chat_server.reset(scripted_full_blackbox_lower)
+    variants = ["default", "mix1-0p5", "mix1-1p0"]
+    s = settings(
+        "mix-ratio", chat_server, env,
+        mode=Mode.full,
+        grid=GridOptions(model=TINY_MODEL, organism=TINY_ORGANISM, seeds=[42, 1042], values=variants, samples=3, positions=7, top_k=3),
+        agent_llm=f"vllm/scripted-agent@{chat_server.base_url}",
+        grader_llm=f"vllm/scripted-grader@{chat_server.base_url}",
+        agent_max_new_tokens=3,
+    )
+    summary = run(s)
+    assert not summary.failed and not summary.missing
+    # 3 variants x 2 seeds x 2 methods x 2 runs with an overview, plus the blackbox per variant and seed x 2 runs
+    assert summary.agent_runs == 3 * 2 * 2 * 2 + 3 * 2 * 2
+    runs = sorted(p.relative_to(env / "results") for p in (env / "results").rglob("blackbox/*/run*.json"))
+    assert {(p.parts[2], p.parts[4]) for p in runs} == {(v, f"seed{seed}") for v in variants for seed in (42, 1042)}
+    assert len(runs) == 3 * 2 * 2
+
+    folder = _outputs(env, "mix-ratio")
+    records = json.loads((folder / "agent_results.json").read_text())
+    blackbox = [r for r in records if r["method"] == "blackbox"]
+    assert len(blackbox) == 3 * 2 * 2 * 2  # variants x seeds x runs x grader runs
+    assert all(r["variant"] == r["value"] for r in blackbox)
+    assert {(r["variant"], r["seed"]) for r in blackbox} == {(v, seed) for v in variants for seed in (42, 1042)}
+    assert {r["score"] for r in blackbox} == {2} and {r["score"] for r in records if r["method"] != "blackbox"} == {3}
+
+    # The plot draws the baseline from these records as a curve with one point per variant.
+    assert (folder / "agent_score.png").is_file()
+    stats = plot_agent(pd.DataFrame(records), variants, "variant", "replot", env / "replot.png")
+    curve = stats[stats["method"] == "blackbox"]
+    assert curve["value"].tolist() == variants and curve["mean"].tolist() == [2.0] * 3 and curve["count"].tolist() == [8] * 3
 
 
 def test_mode_full_unreachable_agent_fails_before_loading_models(env: Path, chat_server: ChatServer, monkeypatch: pytest.MonkeyPatch) -> None:

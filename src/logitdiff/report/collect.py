@@ -101,10 +101,15 @@ def _agent_rows(store: ResultsStore, cell: Cell, agent: AgentKey, runs: int, bla
 
 
 def blackbox_cells(cells: list[Cell]) -> list[Cell]:
-    """The blackbox baseline runs once per seed, at the first value of the swept parameter."""
-    first: dict[int, Cell] = {}
+    """Where the blackbox baseline runs (SPEC §6): once per finetuned model and seed.
+
+    K, T and S only change the methods' input, so their grids probe one finetuned model and the
+    baseline runs once per seed, at the first value. In mix-ratio each value is another finetune
+    (variant), so the baseline runs per variant and seed.
+    """
+    first: dict[tuple[str, int], Cell] = {}
     for c in cells:
-        first.setdefault(c.seed, c)
+        first.setdefault((c.variant, c.seed), c)
     return list(first.values())
 
 
