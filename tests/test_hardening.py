@@ -52,7 +52,7 @@ def cli(tiny: TinySetup, *args: str, umask: int | None = None, as_unprivileged_r
         command = ["setpriv", "--bounding-set=-dac_override", *command]
     return subprocess.run(
         command, env={**tiny.env, "COLUMNS": "250"}, capture_output=True, text=True, timeout=600,
-        preexec_fn=None if umask is None else (lambda: os.umask(umask)),  # noqa: PLW1509 (test-only child set-up)
+        preexec_fn=None if umask is None else (lambda: os.umask(umask)),  # the child only: the test process keeps its umask
     )
 
 
