@@ -36,7 +36,7 @@ def check_corpus(corpus: str) -> None:
 
 
 def check_run_inputs(settings: RunSettings, todo: list[Cell], plot: bool) -> None:
-    """Everything this invocation will need, checked before the first model, judge or file is touched."""
+    """Everything this invocation will need, checked before any model, judge or stored result is touched."""
     if todo:
         pick_device(settings.device)
         requested_dtype(settings.dtype)
