@@ -37,11 +37,20 @@ def looks_local(corpus: str) -> bool:
     return p.exists() or _local_suffix(p) is not None or corpus.startswith((".", "/", "~"))
 
 
+def _not_utf8(path: Path, line_no: int, exc: UnicodeDecodeError) -> UserError:
+    byte = exc.object[exc.start]
+    return UserError(f"corpus {path}: line {line_no} is not UTF-8 text (byte {byte:#04x}); re-encode the file as UTF-8")
+
+
 def _read_jsonl(path: Path) -> list[str]:
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     texts: list[str] = []
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
+    with opener(path, "rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _not_utf8(path, line_no, exc) from exc
             if not line.strip():
                 continue
             try:
@@ -64,7 +73,11 @@ def _read_parquet(path: Path) -> list[str]:
 
 
 def _read_txt(path: Path) -> list[str]:
-    return path.read_text(encoding="utf-8").splitlines()
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, data.count(b"\n", 0, exc.start) + 1, exc) from exc
 
 
 def read_local_texts(path: Path) -> list[str]:
@@ -73,11 +86,14 @@ def read_local_texts(path: Path) -> list[str]:
         raise UserError(f"corpus {path}: unknown file type; use one of {', '.join(LOCAL_SUFFIXES)}")
     if not path.is_file():
         raise UserError(f"corpus file {path} does not exist; pass an existing file with --corpus")
-    if suffix == ".parquet":
-        return _read_parquet(path)
-    if suffix == ".txt":
-        return _read_txt(path)
-    return _read_jsonl(path)
+    try:
+        if suffix == ".parquet":
+            return _read_parquet(path)
+        if suffix == ".txt":
+            return _read_txt(path)
+        return _read_jsonl(path)
+    except (gzip.BadGzipFile, EOFError, PermissionError) as exc:
+        raise UserError(f"corpus {path} cannot be read ({exc.__class__.__name__}: {exc}); fix or regenerate the file") from exc
 
 
 def shuffled_order(n: int, seed: int) -> np.ndarray:

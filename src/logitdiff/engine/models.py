@@ -28,19 +28,40 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 
 
 def pick_device(requested: str | None) -> torch.device:
-    if requested and requested != "auto":
-        if requested.startswith("cuda") and not torch.cuda.is_available():
+    """The --device to run on; anything but an existing cpu / cuda[:N] / mps device is a user error."""
+    if not requested or requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(requested)
+    except RuntimeError as exc:
+        raise UserError(f"--device {requested!r} is not a device; use cpu, cuda, cuda:N or auto") from exc
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
             raise UserError(f"--device {requested}: no CUDA GPU is visible; use --device cpu")
-        return torch.device(requested)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserError(f"--device {requested}: only {torch.cuda.device_count()} CUDA GPU(s) are visible (cuda:0 …)")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise UserError(f"--device {requested}: MPS is not available on this machine; use --device cpu")
+    elif device.type != "cpu":
+        raise UserError(f"--device {requested!r}: only cpu, cuda, cuda:N and mps are supported")
+    return device
+
+
+def requested_dtype(requested: str | None) -> torch.dtype | None:
+    """The --dtype asked for (None: auto); an unknown name is a user error."""
+    if not requested or requested == "auto":
+        return None
+    if requested not in _DTYPES:
+        raise UserError(f"--dtype {requested!r}: allowed values are auto, {', '.join(_DTYPES)}")
+    return _DTYPES[requested]
 
 
 def pick_dtype(cfg: ModelConfig, device: torch.device, requested: str | None) -> torch.dtype:
     """Config dtype on GPU; fp32 on CPU unless asked otherwise (bf16 matmuls are slow on most CPUs)."""
-    if requested and requested != "auto":
-        if requested not in _DTYPES:
-            raise UserError(f"--dtype {requested!r}: allowed values are auto, {', '.join(_DTYPES)}")
-        return _DTYPES[requested]
+    asked = requested_dtype(requested)
+    if asked is not None:
+        return asked
     return _DTYPES[cfg.dtype] if device.type == "cuda" else torch.float32
 
 

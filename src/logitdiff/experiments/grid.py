@@ -19,6 +19,7 @@ from logitdiff.paths import resolve_repo_path
 
 ArrayUnit = Literal["cell", "pass"]
 
+MAX_SEED = 2**32  # the range every seeded library accepts (numpy's legacy seeding, CUDA generators)
 _SWEPT_FLAG = {"variant": "--organism-variant", "top_k": "--top-k", "positions": "--positions", "samples": "--samples"}
 
 
@@ -67,6 +68,8 @@ class GridOptions:
 
 
 def _parse_values(exp: ExperimentConfig, raw: Sequence[str]) -> list[str] | list[int]:
+    if not raw:
+        raise UserError(f"--values is empty; give comma-separated values of {exp.swept}, or leave it out for the grid's")
     if exp.swept == "variant":
         return [str(v) for v in raw]
     try:
@@ -76,6 +79,15 @@ def _parse_values(exp: ExperimentConfig, raw: Sequence[str]) -> list[str] | list
     if any(v <= 0 for v in vals):
         raise UserError(f"--values for {exp.cli_name} must be positive integers")
     return vals
+
+
+def _check_seeds(seeds: Sequence[int]) -> list[int]:
+    if not seeds:
+        raise UserError("--seeds is empty; give comma-separated seeds like 42,1042, or leave it out for the grid's")
+    bad = [s for s in seeds if not 0 <= s < MAX_SEED]
+    if bad:
+        raise UserError(f"--seeds must be integers from 0 to {MAX_SEED - 1} (numpy and torch seeds), got {bad[0]}")
+    return list(seeds)
 
 
 def default_corpus(reg: Registry, exp: ExperimentConfig, model: str, organism: str) -> str:
@@ -95,8 +107,8 @@ def expand(reg: Registry, exp: ExperimentConfig, opts: GridOptions) -> list[Cell
             )
     model = reg.model(opts.model or exp.defaults.model).name
     organism = reg.organism(opts.organism or exp.defaults.organism).name
-    values = _parse_values(exp, opts.values) if opts.values else list(exp.values)
-    seeds = list(opts.seeds) if opts.seeds else list(exp.seeds)
+    values = _parse_values(exp, opts.values) if opts.values is not None else list(exp.values)
+    seeds = _check_seeds(opts.seeds) if opts.seeds is not None else list(exp.seeds)
     variants = [str(v) for v in values] if exp.swept == "variant" else [opts.variant or exp.defaults.variant]
     for v in variants:
         reg.finetuned(organism, model, v)  # raises with the known variants

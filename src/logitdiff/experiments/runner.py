@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from logitdiff.config.loader import Registry
@@ -32,6 +33,7 @@ class RunSummary:
     failed: list[str] = field(default_factory=list)
     graded: int = 0
     grades_reused: int = 0
+    unlabelled: int = 0  # graded lists failed because the judge left most labels UNKNOWN
     agent_runs: int = 0
     agent_reused: int = 0
     llm_usage: list[str] = field(default_factory=list)
@@ -45,17 +47,18 @@ class RunSummary:
         table.add_row("cells reused", str(self.reused))
         table.add_row("cells graded / reused", f"{self.graded} / {self.grades_reused}")
         table.add_row("agent runs done / reused", f"{self.agent_runs} / {self.agent_reused}")
+        table.add_row("lists the judge could not label", str(self.unlabelled))
         table.add_row("failed", str(len(self.failed)))
         table.add_row("time", f"{time.perf_counter() - self.started:.1f} s")
         for line in self.llm_usage:
-            table.add_row("LLM", line)
+            table.add_row("LLM", escape(line))
         console.print(table)
         for line in self.failed:
-            console.print(f"[red]failed[/] {line}")
+            console.print(f"[red]failed[/] {escape(line)}")  # lines hold '[pass]', '[relevance …]': not markup
         if self.missing:
-            console.print(f"[yellow]{len(self.missing)} results missing from the plots[/] (see missing.json), e.g. {self.missing[0]}")
+            console.print(f"[yellow]{len(self.missing)} results missing from the plots[/] (see missing.json), e.g. {escape(self.missing[0])}")
         if self.report_folder:
-            console.print(f"plots and summaries: [bold]{self.report_folder}[/]")
+            console.print(f"plots and summaries: [bold]{escape(self.report_folder)}[/]")
 
 
 def _select(settings: RunSettings, cells: list[Cell]) -> tuple[list[Cell], bool]:
@@ -79,17 +82,19 @@ def _groups(cells: Iterable[Cell]) -> list[list[Cell]]:
 
 
 def run_experiment(reg: Registry, settings: RunSettings) -> RunSummary:
+    from logitdiff.experiments.preflight import check_run_inputs
     from logitdiff.experiments.stages import Stages
 
     exp = reg.experiment(settings.experiment)
     cells = expand(reg, exp, settings.grid)
     store = ResultsStore(settings.results_dir, drop_bos=settings.drop_bos)
     todo, plot = _select(settings, cells)
+    check_run_inputs(settings, todo, plot)
     summary = RunSummary()
     stages = Stages(reg, settings, store, summary, blackbox=frozenset(blackbox_cells(cells)))
     if todo:
         stages.prepare(with_agent=settings.mode is Mode.full)
-        console.print(f"[bold]{exp.cli_name}[/]: {len(todo)} of {len(cells)} cells, judge {stages.judge_id}")
+        console.print(f"[bold]{exp.cli_name}[/]: {len(todo)} of {len(cells)} cells, judge {escape(stages.judge_id)}")
         for group in _groups(todo):
             stages.run_group(group)
         stages.close()

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 
 from logitdiff.cache_dir import cache_root
 from logitdiff.config.loader import Registry
@@ -25,14 +26,14 @@ from logitdiff.experiments.judge_choice import judge_label, resolve_judge_id
 from logitdiff.experiments.settings import RunSettings
 from logitdiff.judge.factory import make_judge
 from logitdiff.judge.frequent_tokens import frequent_training_tokens
-from logitdiff.judge.relevance import Judge, grade_lists
+from logitdiff.judge.relevance import Judge, grade_lists, mostly_unknown
 from logitdiff.llm.client import LLMClient
 from logitdiff.llm.spec import parse_llm_id
 from logitdiff.methods.adl import logit_lens
 from logitdiff.methods.logitdiff import orderings
-from logitdiff.results.atomic import read_json, write_json
-from logitdiff.results.method_io import load_adl_lens, load_orderings, save_adl, save_logitdiff, save_pass_record
-from logitdiff.results.records import CellFailure, RelevanceResult
+from logitdiff.results.atomic import write_json
+from logitdiff.results.method_io import check_method_result, save_adl, save_logitdiff, save_pass_record
+from logitdiff.results.records import CellFailure, RelevanceResult, relevance_problem
 from logitdiff.results.store import AgentKey, ResultsStore
 
 if TYPE_CHECKING:
@@ -120,27 +121,24 @@ class Stages:
         self.summary.failed.append(f"{cell.label()} [{stage}]: {reason}")
 
     def _method_done(self, cell: Cell) -> bool:
+        """Whether the cell's stored method files can be reused; a stale FAILED.json beside them goes."""
         if not self.store.method_result(cell).is_file():
             return False
         try:
-            (load_orderings if cell.method == "logitdiff" else load_adl_lens)(self.store, cell)
+            check_method_result(self.store, cell)
         except ValueError as exc:
-            console.print(f"[yellow]unreadable result, redoing[/] {cell.label()}: {exc}")
+            console.print(f"[yellow]unreadable result, redoing[/] {escape(cell.label())}: {escape(str(exc))}")
             return False
+        self.store.failure(cell).unlink(missing_ok=True)
         return True
 
     def _relevance_done(self, cell: Cell) -> bool:
         if cell in self.fresh:
             return False
-        path = self.store.relevance(cell, self.judge_id)
-        if not path.is_file():
-            return False
-        try:
-            res = RelevanceResult.model_validate(read_json(path))
-        except ValueError as exc:
-            console.print(f"[yellow]unreadable relevance result, regrading[/] {cell.label()}: {exc}")
-            return False
-        return not any(lst.failed for lst in res.lists)
+        problem = relevance_problem(self.store, cell, self.judge_id)
+        if problem is not None and self.store.relevance(cell, self.judge_id).is_file():
+            console.print(f"[yellow]regrading[/] {escape(cell.label())}: {escape(problem)}")
+        return problem is None
 
     # ---- the stages ---------------------------------------------------------------------------
     def run_group(self, group: list[Cell]) -> None:
@@ -223,6 +221,7 @@ class Stages:
             result = RelevanceResult(judge=self.judge_id, judge_is_offline=self.judge_id.startswith("offline"), cell=c, lists=mine)
             write_json(self.store.relevance(c, self.judge_id), result.model_dump())
             failed = [lst for lst in mine if lst.failed]
+            self.summary.unlabelled += sum(lst.metrics is not None and mostly_unknown(lst.metrics) for lst in failed)
             for lst in failed:
                 self.summary.failed.append(f"{c.label()} [relevance {lst.list_id}]: {lst.failed}")
             self.summary.graded += not failed

@@ -5,26 +5,28 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from logitdiff.experiments.grid import Cell
-from logitdiff.results.atomic import read_json
+from logitdiff.results.method_io import check_method_result
+from logitdiff.results.records import failure_reason, relevance_problem
 from logitdiff.results.store import ResultsStore
 
 
 def cell_state(store: ResultsStore, cell: Cell, judge_id: str) -> tuple[str, str]:
-    """('done' | 'graded-missing' | 'missing' | 'failed', detail)."""
-    if store.failure(cell).is_file():
-        try:
-            doc = read_json(store.failure(cell))
-            return "failed", f"{doc.get('stage', '?')}: {doc.get('reason', '?')}"
-        except ValueError as exc:
-            return "failed", str(exc)
-    if not store.method_result(cell).is_file():
-        return "missing", ""
-    if not store.relevance(cell, judge_id).is_file():
-        return "graded-missing", f"no relevance by {judge_id}"
-    return "done", ""
+    """('done' | 'graded-missing' | 'corrupt' | 'missing' | 'failed', detail), judged by the same checks
+    the runner applies before it reuses a result; a FAILED.json beside a usable result is stale."""
+    try:
+        check_method_result(store, cell)
+    except ValueError as exc:
+        if store.failure(cell).is_file():
+            return "failed", failure_reason(store, cell)
+        if not store.method_result(cell).is_file():
+            return "missing", ""
+        return "corrupt", f"{str(exc).splitlines()[0]} (a rerun redoes it)"
+    problem = relevance_problem(store, cell, judge_id)
+    return ("graded-missing", problem) if problem else ("done", "")
 
 
 def print_status(cells: list[Cell], results_dir: Path, judge: str | None, drop_bos: bool) -> None:
@@ -39,8 +41,8 @@ def print_status(cells: list[Cell], results_dir: Path, judge: str | None, drop_b
     for cell in cells:
         state, detail = cell_state(store, cell, judge_id)
         counts[state] = counts.get(state, 0) + 1
-        style = {"done": "green", "failed": "red", "missing": "yellow"}.get(state, "cyan")
-        table.add_row(str(cell.index), str(cell.seed), str(cell.value), cell.method, f"[{style}]{state}[/]", detail)
+        style = {"done": "green", "failed": "red", "corrupt": "red", "missing": "yellow"}.get(state, "cyan")
+        table.add_row(str(cell.index), str(cell.seed), str(cell.value), cell.method, f"[{style}]{state}[/]", escape(detail))
     console = Console()
     console.print(table)
     console.print(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))

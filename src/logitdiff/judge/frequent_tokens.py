@@ -87,9 +87,9 @@ def frequent_training_tokens(organism: OrganismConfig, tokenizer: Any, cache_dir
     path = cache_dir / "frequent_tokens" / f"{slug(organism.name)}-{key}.json"
     if path.exists():
         try:
-            return list(read_json(path)["tokens"])
-        except (ValueError, KeyError):
-            pass  # corrupted cache entry: recount
+            return [str(t) for t in read_json(path)["tokens"]]
+        except (ValueError, KeyError, TypeError):
+            pass  # corrupted cache entry (truncated, random bytes, another shape): recount
     if texts is None:
         texts = _hub_texts(organism.dataset or "")
         if texts is None:

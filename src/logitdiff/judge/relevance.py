@@ -17,6 +17,9 @@ from logitdiff.llm.client import LLMCallError
 
 Agreement = Literal["all", "majority"]
 ROTATIONS = (0, 1, 2)
+# A list with more UNKNOWN labels than this share is not a measurement (e.g. a weak judge that ignores
+# the answer format): it is recorded as failed, not as a low relevance.
+MAX_UNKNOWN_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,10 @@ class GradedList(_Record):
     failed: str | None = None
 
 
+def mostly_unknown(metrics: RelevanceMetrics) -> bool:
+    return metrics.n_unknown > MAX_UNKNOWN_SHARE * metrics.n_candidates
+
+
 def rotation_order(n: int, rotation: int) -> list[int]:
     return [(p + rotation) % n for p in range(n)] if n else []
 
@@ -142,6 +149,8 @@ async def grade_list(judge: Judge, organism: OrganismConfig, frequent: Sequence[
         return graded
     graded.labels = [aggregate([o.labels[i] for o in done], agreement) for i in range(len(tokens))]
     graded.metrics = relevance_metrics(candidates.candidates, graded.labels, frequent)
+    if mostly_unknown(graded.metrics):
+        graded.failed = f"judge could not label {graded.metrics.n_unknown} of {len(tokens)}"
     return graded
 
 

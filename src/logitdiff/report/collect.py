@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from logitdiff.agent.records import AgentRunRecord
 from logitdiff.experiments.candidates import list_position
 from logitdiff.experiments.grid import Cell
 from logitdiff.results.atomic import read_json
-from logitdiff.results.records import RelevanceResult
+from logitdiff.results.records import RelevanceResult, failure_reason
 from logitdiff.results.store import AgentKey, ResultsStore
 
 # The LogitDiff ordering that the relevance plots show (the main one in SPEC §3).
@@ -27,7 +28,8 @@ def _relevance_rows(res: RelevanceResult, cell: Cell) -> list[dict[str, object]]
     rows = []
     for lst in res.lists:
         position = list_position(lst.list_id)
-        metrics = lst.metrics
+        metrics = None if lst.failed else lst.metrics  # a failed list has no percentage, not 0 %
+        labels = lst.labels or ["UNKNOWN"] * len(lst.candidates)
         rows.append(
             {
                 "experiment": cell.experiment,
@@ -48,11 +50,9 @@ def _relevance_rows(res: RelevanceResult, cell: Cell) -> list[dict[str, object]]
                 "percentage": metrics.percentage if metrics else None,
                 "weighted_percentage": metrics.weighted_percentage if metrics else None,
                 "trivial_percentage": metrics.trivial_percentage if metrics else None,
+                "n_unknown": labels.count("UNKNOWN"),
                 "failed": lst.failed,
-                "tokens": [
-                    {"token": c.token, "weight": c.weight, "label": label}
-                    for c, label in zip(lst.candidates, lst.labels or ["UNKNOWN"] * len(lst.candidates), strict=True)
-                ],
+                "tokens": [{"token": c.token, "weight": c.weight, "label": label} for c, label in zip(lst.candidates, labels, strict=True)],
             }
         )
     return rows
@@ -68,16 +68,16 @@ def _agent_rows(store: ResultsStore, cell: Cell, agent: AgentKey, runs: int, bla
             missing.append(f"{what}: not computed")
             continue
         try:
-            doc = read_json(path)
-        except ValueError as exc:
-            missing.append(f"{what}: {exc}")
+            doc = AgentRunRecord.model_validate(read_json(path))
+        except ValueError as exc:  # also pydantic's ValidationError: a truncated or foreign file
+            missing.append(f"{what}: unreadable ({str(exc).splitlines()[0]})")
             continue
-        if doc.get("failed"):
-            missing.append(f"{what}: failed ({doc['failed']})")
+        if doc.failed:
+            missing.append(f"{what}: failed ({doc.failed})")
             continue
-        for grade in doc.get("grades", []):
-            if grade.get("score") is None:
-                missing.append(f"{what}: grader run {grade.get('grader_run')} failed ({grade.get('failed')})")
+        for grade in doc.grades:
+            if grade.score is None:
+                missing.append(f"{what}: grader run {grade.grader_run} failed ({grade.failed})")
                 continue
             rows.append(
                 {
@@ -91,8 +91,8 @@ def _agent_rows(store: ResultsStore, cell: Cell, agent: AgentKey, runs: int, bla
                     "seed": cell.seed,
                     "budget": agent.budget,
                     "run": run,
-                    "grader_run": grade["grader_run"],
-                    "score": grade["score"],
+                    "grader_run": grade.grader_run,
+                    "score": grade.score,
                     "agent": agent.agent_id,
                     "grader": agent.grader_id,
                 }
@@ -126,8 +126,7 @@ def collect(
     for cell in cells:
         path = store.relevance(cell, judge_id)
         if not path.is_file():
-            failed = store.failure(cell)
-            reason = read_json(failed).get("reason", "failed") if failed.is_file() else "not computed"
+            reason = failure_reason(store, cell) if store.failure(cell).is_file() else "not computed"
             missing.append(f"{cell.label()}: relevance by {judge_id} missing ({reason})")
             continue
         try:
@@ -136,6 +135,7 @@ def collect(
             missing.append(f"{cell.label()}: unreadable relevance result ({exc})")
             continue
         rel_rows.extend(_relevance_rows(res, cell))
+        missing += [f"{cell.label()} [{lst.list_id}]: relevance by {judge_id} failed ({lst.failed})" for lst in res.lists if lst.failed]
     agent_rows: list[dict[str, object]] = []
     if agent is not None:
         for cell in cells:

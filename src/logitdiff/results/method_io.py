@@ -2,10 +2,13 @@
 
 Paths come from ResultsStore only; every write is atomic. The readable JSON (orderings.json / lens.json)
 is written last, so its presence means the cell's method result is complete. Loads raise ValueError on a
-truncated or malformed file so the runner can redo the cell.
+truncated or malformed file so the runner can redo the cell; `check_method_result` checks every file of a
+cell that a later step or the user reads (loadable, the cell's shape) before the runner or `status` trusts it.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
@@ -44,7 +47,7 @@ def save_logitdiff(store: ResultsStore, cell: Cell, counters: LogitDiffCounters,
     write_json(store.orderings(cell), {"cell": _cell_params(cell), **doc.model_dump(mode="json")})
 
 
-def load_orderings(store: ResultsStore, cell: Cell) -> dict[str, list[OrderingEntry]]:
+def _load_orderings_file(store: ResultsStore, cell: Cell) -> OrderingsFile:
     path = store.orderings(cell)
     raw = read_json(path)
     try:
@@ -54,7 +57,11 @@ def load_orderings(store: ResultsStore, cell: Cell) -> dict[str, list[OrderingEn
     missing = [name for name in ORDERINGS if name not in doc.orderings]
     if missing:
         raise ValueError(f"orderings file {path} lacks {', '.join(missing)}")
-    return doc.orderings
+    return doc
+
+
+def load_orderings(store: ResultsStore, cell: Cell) -> dict[str, list[OrderingEntry]]:
+    return _load_orderings_file(store, cell).orderings
 
 
 def save_adl(store: ResultsStore, cell: Cell, stats: AdlStats, lens: AdlLens) -> None:
@@ -78,6 +85,55 @@ def save_pass_record(store: ResultsStore, cell: Cell, record: PassRecord) -> Non
 def load_pass_record(store: ResultsStore, cell: Cell) -> PassRecord:
     path = store.pass_record(cell)
     try:
-        return PassRecord.model_validate(read_json(path))
+        record = PassRecord.model_validate(read_json(path))
     except ValidationError as exc:
         raise ValueError(f"malformed pass record {path}: {exc}") from exc
+    if record.seed != cell.seed:
+        raise ValueError(f"pass record {path} is for seed {record.seed}, not {cell.seed}")
+    return record
+
+
+# name -> (dtype, rank) of the stored tensors (LogitDiffCounters.tensors(), AdlStats.tensors()).
+_COUNTERS = {"count_pos": ("I64", 1), "count_neg": ("I64", 1), "sum_diff": ("F64", 1), "npos": ("I64", 1)}
+_ADL_VECTORS = {"delta_mean": ("F32", 2), "base_mean": ("F32", 2), "ft_mean": ("F32", 2)}
+
+
+def tensor_shapes(path: Path, expected: dict[str, tuple[str, int]]) -> dict[str, list[int]]:
+    """Shapes of a safetensors file's tensors after checking it opens (a truncated file does not) and
+    holds exactly the expected names, dtypes and ranks, with one common shape."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise ValueError(f"{path} is missing")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            found = {name: (fh.get_slice(name).get_dtype(), fh.get_slice(name).get_shape()) for name in fh.keys()}
+    except Exception as exc:  # safetensors raises its own error types (and OSError) for unreadable files
+        raise ValueError(f"unreadable tensor file {path}: {exc}") from exc
+    if set(found) != set(expected):
+        raise ValueError(f"tensor file {path} holds {sorted(found)}, expected {sorted(expected)}")
+    for name, (dtype, shape) in found.items():
+        if (dtype, len(shape)) != expected[name]:
+            raise ValueError(f"tensor file {path}: {name} is {dtype} of rank {len(shape)}, expected {expected[name][0]} of rank {expected[name][1]}")
+    shapes = {name: list(shape) for name, (_, shape) in found.items()}
+    if len({tuple(s) for s in shapes.values()}) != 1:
+        raise ValueError(f"tensor file {path}: tensors of different shapes {shapes}")
+    return shapes
+
+
+def check_method_result(store: ResultsStore, cell: Cell) -> None:
+    """Raise ValueError unless every stored method file of the cell loads and has the cell's shape."""
+    if cell.method == "logitdiff":
+        doc = _load_orderings_file(store, cell)
+        made = (doc.samples, doc.positions_per_text, doc.top_k)
+        if made != (cell.samples, cell.positions, cell.top_k):
+            raise ValueError(f"orderings file {store.orderings(cell)} is for (S, T, K) = {made}, not {(cell.samples, cell.positions, cell.top_k)}")
+        tensor_shapes(store.counters(cell), _COUNTERS)
+    else:
+        lens = load_adl_lens(store, cell)
+        if (lens.samples, lens.positions, lens.relative_layer) != (cell.samples, cell.positions, cell.adl_layer):
+            raise ValueError(f"ADL lens file {store.adl_lens(cell)} is for another cell (S={lens.samples}, T={lens.positions}, r={lens.relative_layer})")
+        shape = next(iter(tensor_shapes(store.adl_vectors(cell), _ADL_VECTORS).values()))
+        if shape[0] != cell.positions:
+            raise ValueError(f"ADL vectors {store.adl_vectors(cell)} hold {shape[0]} positions, expected {cell.positions}")
+    load_pass_record(store, cell)

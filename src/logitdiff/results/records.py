@@ -8,6 +8,8 @@ from pydantic import BaseModel
 
 from logitdiff.experiments.grid import Cell
 from logitdiff.judge.relevance import GradedList
+from logitdiff.results.atomic import read_json
+from logitdiff.results.store import ResultsStore
 
 
 class RelevanceResult(BaseModel):
@@ -23,3 +25,26 @@ class CellFailure(BaseModel):
     cell: Cell
     stage: Literal["pass", "relevance", "agent"]
     reason: str
+
+
+def failure_reason(store: ResultsStore, cell: Cell) -> str:
+    """'stage: reason' from the cell's FAILED.json; a corrupted one says so instead of raising."""
+    path = store.failure(cell)
+    try:
+        doc = CellFailure.model_validate(read_json(path))
+    except ValueError as exc:  # also pydantic's ValidationError
+        return f"unreadable {path.name} ({str(exc).splitlines()[0]})"
+    return f"{doc.stage}: {doc.reason}"
+
+
+def relevance_problem(store: ResultsStore, cell: Cell, judge_id: str) -> str | None:
+    """Why the cell's stored grades by `judge_id` cannot be used (missing, unreadable, a failed list), or None."""
+    path = store.relevance(cell, judge_id)
+    if not path.is_file():
+        return f"no relevance by {judge_id}"
+    try:
+        res = RelevanceResult.model_validate(read_json(path))
+    except ValueError as exc:
+        return f"unreadable relevance result ({str(exc).splitlines()[0]})"
+    failed = [f"{lst.list_id}: {lst.failed}" for lst in res.lists if lst.failed]
+    return f"grading failed ({'; '.join(failed)})" if failed else None
