@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -38,7 +39,7 @@ def client_for(server: ChatServer, monkeypatch: pytest.MonkeyPatch, cache_dir: P
     fields: dict[str, object] = dict(id="openrouter/test/model", base_url=server.base_url, model="test/model", api_key_env=KEY_ENV,
                                      api_key_file=None, max_retries=2, backoff_initial_s=0.001, backoff_max_s=0.01, timeout_s=10)
     fields.update(overrides)
-    return LLMClient(LLMSpec(**fields), cache_dir, role="judge")  # type: ignore[arg-type]
+    return LLMClient(LLMSpec(**fields), cache_dir)  # type: ignore[arg-type]
 
 
 # ---- item 1: a 200 that is not a chat completion -----------------------------------------------------
@@ -165,7 +166,7 @@ def test_rerun_after_kill_mid_judging_sends_only_the_missing_requests(tiny: Tiny
 
 def test_help_states_the_worst_case() -> None:
     out = subprocess.run([sys.executable, "-c", "from logitdiff.cli import main; main()", "topk-depth", "--help"],
-                         capture_output=True, text=True, timeout=60, env={"COLUMNS": "400", "PATH": ""})
+                         capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "400"})
     text = " ".join(out.stdout.split())
     assert "--llm-timeout" in text and "--llm-retries" in text
     assert "Worst case for a server that never answers: (retries + 1) x timeout + backoff (367 s = 6.1 min at the defaults)" in text
