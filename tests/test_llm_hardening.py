@@ -193,7 +193,5 @@ def test_llm_timeout_and_retries_options_bound_a_silent_judge(tiny: TinySetup, t
     lists = [lst for doc in docs for lst in doc["lists"]]
     assert len(docs) == 2 and lists and all(lst["failed"] for lst in lists)
     assert all("timed out" in lst["failed"] or "not asked: no answer within 0.5 s on any of 2 attempt" in lst["failed"] for lst in lists)
-    # No request was tried more than twice (1 retry); once one had timed out twice, no new one was sent.
-    bodies = [_canonical(r) for r in chat_server.requests]
-    assert {bodies.count(b) for b in bodies} <= {1, 2}  # 1: still queued for its retry when the client gave up
-    assert len(set(bodies)) <= 16  # at most the first wave of concurrent requests
+    # 3 orderings per list, each tried at most twice (--llm-retries 1); none are re-asks, since none was answered.
+    assert 0 < len(chat_server.requests) <= 2 * 3 * len(lists)

@@ -19,7 +19,8 @@ from logitdiff.llm.spec import LLMSpec
 from logitdiff.paths import repo_root
 
 
-# The reachability check lists models, which any live server answers at once.
+# The reachability check lists models, which any live server answers at once; it does not use
+# --llm-timeout, which may be set tight for slow chat completions, not for a busy machine.
 PREFLIGHT_TIMEOUT_S = 15.0
 
 
@@ -274,8 +275,7 @@ class LLMClient:
         """Fail early, with one line, when the key is missing or the API cannot be reached."""
         if self.spec.is_offline:
             return
-        timeout = min(PREFLIGHT_TIMEOUT_S, self.spec.timeout_s)
-        client = openai.OpenAI(api_key=self._api_key(), base_url=self.spec.base_url, timeout=timeout, max_retries=1)
+        client = openai.OpenAI(api_key=self._api_key(), base_url=self.spec.base_url, timeout=PREFLIGHT_TIMEOUT_S, max_retries=1)
         try:
             client.models.list()
         except openai.AuthenticationError as exc:
