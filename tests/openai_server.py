@@ -1,13 +1,16 @@
 """A real HTTP server on 127.0.0.1 that speaks the chat-completions protocol, driven by a test's handler.
 
 The handler gets each request (parsed JSON body, arrival index) and returns a `Reply`: answer text,
-or an HTTP error status, optionally after a delay. The server records every request and the largest
-number of requests it was serving at once.
+an HTTP error status, a raw 200 body that is not a chat completion, or a dropped connection, optionally
+after a delay. The server records every request, how many it answered, and the largest number of
+requests it was serving at once.
 """
 
 from __future__ import annotations
 
 import json
+import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +27,9 @@ class Reply:
     status: int = 200
     delay_s: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+    raw_body: bytes | None = None  # sent as-is with status 200 and `content_type` (a proxy's HTML page, ...)
+    content_type: str = "application/json"
+    reset: bool = False  # close the connection without any response
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,7 @@ class ChatServer:
     handler: Handler = lambda request: Reply("ok")
     requests: list[SeenRequest] = field(default_factory=list)
     max_in_flight: int = 0
+    answered: list[int] = field(default_factory=list)  # indices of the requests whose reply was written completely
     _in_flight: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _httpd: ThreadingHTTPServer | None = None
@@ -62,11 +69,12 @@ class ChatServer:
         with self._lock:
             self.requests.clear()
             self.max_in_flight = 0
+            self.answered.clear()
             if handler is not None:
                 self.handler = handler
 
     def start(self) -> None:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_request_handler(self))
+        self._httpd = _QuietServer(("127.0.0.1", 0), _make_request_handler(self))
         self._httpd.daemon_threads = True
         threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
 
@@ -83,9 +91,17 @@ class ChatServer:
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
             return seen
 
-    def _leave(self) -> None:
+    def _leave(self, seen: SeenRequest, answered: bool) -> None:
         with self._lock:
             self._in_flight -= 1
+            if answered:
+                self.answered.append(seen.index)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that was killed or gave up
+            super().handle_error(request, client_address)
 
 
 def _completion_body(model: str, text: str, prompt: str) -> dict[str, Any]:
@@ -105,12 +121,13 @@ def _make_request_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
             return
 
-        def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(payload).encode()
+        def _send(self, status: int, payload: dict[str, Any] | bytes, headers: dict[str, str] | None = None,
+                  content_type: str = "application/json") -> None:
+            data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
             self.send_response(status)
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -127,18 +144,28 @@ def _make_request_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
                 self._send(404, {"error": {"message": "not found"}})
                 return
             seen = server._enter(body, {k.lower(): v for k, v in self.headers.items()})
+            answered = False
             try:
                 reply = server.handler(seen)
                 reply = Reply(reply) if isinstance(reply, str) else reply
                 if reply.delay_s:
                     time.sleep(reply.delay_s)
+                if reply.reset:
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 if reply.status != 200:
                     self._send(reply.status, {"error": {"message": f"scripted error {reply.status}", "code": reply.status}}, reply.headers)
+                elif reply.raw_body is not None:
+                    self._send(200, reply.raw_body, reply.headers, reply.content_type)
                 else:
                     prompt = " ".join(m["content"] for m in body.get("messages", []))
                     self._send(200, _completion_body(body.get("model", "?"), reply.text, prompt))
+                answered = True
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up first (its timeout)
+                pass
             finally:
-                server._leave()
+                server._leave(seen, answered)
 
     return RequestHandler
 

@@ -14,6 +14,7 @@ from logitdiff.config.loader import Registry
 from logitdiff.errors import UserError
 from logitdiff.experiments.grid import GridOptions, array_units, expand
 from logitdiff.experiments.settings import Mode, RunSettings
+from logitdiff.llm.spec import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, LLMSpec
 
 app = typer.Typer(
     help="Model-diffing experiments: LogitDiff TopK and ADL on a base vs finetuned model.",
@@ -51,6 +52,15 @@ Corpus = Annotated[Optional[str], typer.Option("--corpus", help="Diffing corpus:
 ArrayUnitOpt = Annotated[str, typer.Option("--array-unit", help="What one array task runs: 'cell' or 'pass' (all cells of one model pass).")]
 ResultsDir = Annotated[Path, typer.Option("--results-dir", help="Raw results (reused across experiments).")]
 OutputDir = Annotated[Path, typer.Option("--output-dir", help="Plots and summaries: <output-dir>/<experiment>/<model>/<organism>/.")]
+CacheDir = Annotated[Optional[Path], typer.Option("--cache-dir", help="Cache of judge/agent/grader answers and frequent tokens; a rerun sends only unanswered requests (default: $LOGITDIFF_CACHE, else ~/.cache/logitdiff).")]
+_WORST = LLMSpec(id="x/y").worst_case_s()
+LlmTimeout = Annotated[float, typer.Option(
+    "--llm-timeout", min=0.001, help=f"Seconds one judge/agent/grader request may take before it is retried (default {DEFAULT_TIMEOUT_S:g}). "
+    f"Worst case for a server that never answers: (retries + 1) x timeout + backoff ({_WORST:.0f} s = {_WORST / 60:.1f} min at the defaults); "
+    "after one request has timed out on every attempt the run's other requests to that LLM fail at once.")]
+LlmRetries = Annotated[int, typer.Option(
+    "--llm-retries", min=0, help=f"Retries of a request after a 429, 5xx, malformed reply, reset or timeout (default {DEFAULT_RETRIES}); "
+    "backoff 1, 2, 4 … s with jitter, longer if the server sends Retry-After (at most 60 s).")]
 
 
 def _grid_options(model, organism, variant, seeds, values, samples, positions, top_k, corpus) -> GridOptions:  # type: ignore[no-untyped-def]
@@ -102,6 +112,9 @@ def _experiment_command(cli_name: str) -> Callable[..., None]:
         batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Texts per forward batch (default: chosen from free memory).")] = None,
         drop_bos: Annotated[bool, typer.Option("--drop-bos", help="Do not count the BOS position.")] = False,
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Recompute cells that are already stored.")] = False,
+        cache_dir: CacheDir = None,
+        llm_timeout: LlmTimeout = DEFAULT_TIMEOUT_S,
+        llm_retries: LlmRetries = DEFAULT_RETRIES,
     ) -> None:
         from logitdiff.experiments.runner import run_experiment
 
@@ -126,6 +139,9 @@ def _experiment_command(cli_name: str) -> Callable[..., None]:
             batch_size=batch_size,
             drop_bos=drop_bos,
             overwrite=overwrite,
+            cache_dir=cache_dir,
+            llm_timeout_s=llm_timeout,
+            llm_retries=llm_retries,
         )
         summary = run_experiment(Registry.load(), settings)
         if summary.failed:

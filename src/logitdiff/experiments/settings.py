@@ -7,7 +7,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from logitdiff.cache_dir import cache_root
 from logitdiff.experiments.grid import ArrayUnit, GridOptions
+from logitdiff.llm.spec import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 
 
 class Mode(str, Enum):
@@ -39,4 +41,13 @@ class RunSettings(BaseModel):
     batch_size: int | None = Field(default=None, ge=1)
     drop_bos: bool = False
     overwrite: bool = False
-    cache_dir: Path | None = None
+    cache_dir: Path | None = None  # None: $LOGITDIFF_CACHE, else ~/.cache/logitdiff
+    llm_timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0)
+    llm_retries: int = Field(default=DEFAULT_RETRIES, ge=0)
+
+    def cache_folder(self) -> Path:
+        return self.cache_dir or cache_root()
+
+    def llm_cache(self) -> Path:
+        """Judge, agent and grader answers by request: a rerun sends only the requests never answered."""
+        return self.cache_folder() / "llm"

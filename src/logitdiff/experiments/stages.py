@@ -14,7 +14,6 @@ import torch
 from rich.console import Console
 from rich.markup import escape
 
-from logitdiff.cache_dir import cache_root
 from logitdiff.config.loader import Registry
 from logitdiff.config.schema import FinetunedRef, ModelConfig, OrganismConfig
 from logitdiff.engine.models import ModelPair, base_source, load_pair, load_tokenizer
@@ -26,6 +25,7 @@ from logitdiff.experiments.judge_choice import judge_label, resolve_judge_id
 from logitdiff.experiments.settings import RunSettings
 from logitdiff.judge.factory import make_judge
 from logitdiff.judge.frequent_tokens import frequent_training_tokens
+from logitdiff.judge.llm_judge import LLMJudge
 from logitdiff.judge.relevance import Judge, grade_lists, mostly_unknown
 from logitdiff.llm.client import LLMClient
 from logitdiff.llm.spec import parse_llm_id
@@ -85,16 +85,19 @@ class Stages:
 
     # ---- set-up -------------------------------------------------------------------------
     def prepare(self, *, with_agent: bool) -> None:
-        """Build the LLM clients; in mode full fail before any model is loaded if they are unusable."""
-        cache = self.settings.cache_dir
-        self.judge = make_judge(self.settings.judge, cache)
+        """Build the LLM clients and fail, before any model is loaded, if one is unusable (no key, no server)."""
+        s = self.settings
+        cache = s.llm_cache()
+        self.judge = make_judge(s.judge, cache, timeout_s=s.llm_timeout_s, retries=s.llm_retries)
+        if isinstance(self.judge, LLMJudge):
+            self.judge.client.check_reachable()
         if with_agent:
             # SPEC §6: the agent samples at temperature 0.7 unless its id says otherwise.
-            agent_spec = parse_llm_id(self.settings.agent_llm)
+            agent_spec = parse_llm_id(s.agent_llm).with_limits(s.llm_timeout_s, s.llm_retries)
             if agent_spec.temperature is None:
                 agent_spec = agent_spec.model_copy(update={"temperature": AGENT_TEMPERATURE})
-            self.agent_llm = LLMClient(agent_spec, cache)
-            self.grader_llm = LLMClient(parse_llm_id(self.settings.grader_llm), cache)
+            self.agent_llm = LLMClient(agent_spec, cache, role="agent")
+            self.grader_llm = LLMClient(parse_llm_id(s.grader_llm).with_limits(s.llm_timeout_s, s.llm_retries), cache, role="grader")
             self.agent_llm.check_reachable()
             self.grader_llm.check_reachable()
 
@@ -203,7 +206,7 @@ class Stages:
         if key not in self._frequent:
             model_cfg, _, organism = self.configs(cell)
             tokenizer = self._pairs.pair.tokenizer if self._pairs.pair is not None else load_tokenizer(base_source(model_cfg))
-            self._frequent[key] = frequent_training_tokens(organism, tokenizer, self.settings.cache_dir or cache_root())
+            self._frequent[key] = frequent_training_tokens(organism, tokenizer, self.settings.cache_folder())
         return self._frequent[key]
 
     def _relevance_stage(self, cells: list[Cell]) -> None:

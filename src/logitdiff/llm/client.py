@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +19,20 @@ from logitdiff.llm.spec import LLMSpec
 from logitdiff.paths import repo_root
 
 
+# The reachability check lists models, which any live server answers at once; it does not use
+# --llm-timeout, which may be set tight for slow chat completions, not for a busy machine.
+PREFLIGHT_TIMEOUT_S = 15.0
+
+
 class LLMCallError(Exception):
     """A request failed for good (retries exhausted or a non-retryable error); the message says why."""
+
+
+class _MalformedReply(Exception):
+    """A 200 answer that is not a chat completion (body not JSON, or JSON without a message).
+
+    Proxies and overloaded servers send these (an HTML error page, a truncated body); like a 5xx they
+    are usually gone on the next try, so they are retried and, if they persist, fail only that request."""
 
 
 @dataclass(frozen=True)
@@ -49,8 +62,8 @@ class LLMUsage:
 
 
 def _is_transient(exc: BaseException) -> bool:
-    """429, 5xx, timeouts and connection errors are worth retrying; other errors are not."""
-    if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
+    """429, 5xx, malformed 200s, timeouts and connection errors are worth retrying; other errors are not."""
+    if isinstance(exc, (openai.APIConnectionError, _MalformedReply)):  # includes APITimeoutError
         return True
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code == 429 or exc.status_code >= 500
@@ -89,7 +102,26 @@ def _describe(exc: BaseException) -> str:
         return "request timed out"
     if isinstance(exc, openai.APIConnectionError):
         return f"connection error: {exc.__cause__ or exc}"
+    if isinstance(exc, _MalformedReply):
+        return f"malformed reply: {exc}"
     return f"{type(exc).__name__}: {exc}"
+
+
+def _reply_text(response: object) -> str:
+    """The answer text of a parsed completion. The openai client builds its objects without validating
+    them and returns the raw text for a non-JSON content type, so the shape is checked here."""
+    try:
+        text = response.choices[0].message.content  # type: ignore[attr-defined]
+    except (AttributeError, IndexError, KeyError, TypeError) as exc:
+        raise _MalformedReply(f"not a chat completion: {str(response)[:80]!r}") from exc
+    if text is not None and not isinstance(text, str):
+        raise _MalformedReply(f"message content is {type(text).__name__}, not text")
+    return text or ""
+
+
+def _token_count(usage: object, name: str) -> int:
+    value = getattr(usage, name, 0)
+    return value if isinstance(value, int) else 0  # token counts are bookkeeping: a bad one counts 0
 
 
 @dataclass
@@ -103,11 +135,15 @@ class _LoopSession:
 
 @dataclass
 class LLMClient:
+    """`role` ('judge', 'agent', 'grader') names the client in error lines, so a user knows which id to fix."""
+
     spec: LLMSpec
     cache_dir: Path | None
+    role: str = "LLM"
     usage: LLMUsage = field(default_factory=LLMUsage, init=False)
     _key: str | None = field(default=None, init=False, repr=False)
     _session: _LoopSession | None = field(default=None, init=False, repr=False)
+    _unresponsive: str | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._cache = ResponseCache(self.cache_dir) if self.cache_dir is not None else None
@@ -134,7 +170,8 @@ class LLMClient:
                 where = f"set {self.spec.api_key_env}" + (
                     f" or put the key in {self.spec.api_key_file}" if self.spec.api_key_file else ""
                 )
-                raise UserError(f"no API key for {self.spec.id}: {where} (or use --judge offline)")
+                offline = " (or use --judge offline)" if self.role == "judge" else ""
+                raise UserError(f"no API key for the {self.role} {self.spec.id}: {where}{offline}")
             self._key = found or "EMPTY"
         return self._key
 
@@ -186,8 +223,12 @@ class LLMClient:
         return completion
 
     async def _call_with_retries(self, request: dict[str, Any]) -> Completion:
-        def count_retry(_: RetryCallState) -> None:
+        timeouts = 0
+
+        def count_retry(state: RetryCallState) -> None:
+            nonlocal timeouts
             self.usage.retries += 1
+            timeouts += isinstance(state.outcome.exception() if state.outcome else None, openai.APITimeoutError)
 
         retrying = AsyncRetrying(
             retry=retry_if_exception(_is_transient),
@@ -201,9 +242,11 @@ class LLMClient:
                 with attempt:
                     return await self._call_once(request)
         except openai.AuthenticationError as exc:
-            raise UserError(f"{self.spec.id} rejected the API key ({_describe(exc)}): check {self.spec.api_key_env}") from exc
-        except (openai.APIError, openai.OpenAIError) as exc:
+            raise UserError(f"the {self.role} {self.spec.id} rejected the API key ({_describe(exc)}): check {self.spec.api_key_env}") from exc
+        except (openai.APIError, openai.OpenAIError, _MalformedReply) as exc:
             tries = self.spec.max_retries + 1 if _is_transient(exc) else 1
+            if isinstance(exc, openai.APITimeoutError) and timeouts + 1 == tries:
+                self._unresponsive = f"no answer within {self.spec.timeout_s:g} s on any of {tries} attempt(s) of an earlier request"
             raise LLMCallError(f"{self.spec.id} failed after {tries} attempt(s): {_describe(exc)}") from exc
         raise AssertionError("unreachable: tenacity either returns or raises")
 
@@ -211,13 +254,17 @@ class LLMClient:
         session = self._session_for_running_loop()
         # Hold a slot only while a request is on the wire, never while backing off.
         async with session.slots:
-            response = await session.client.chat.completions.create(**request)
-        if not response.choices:
-            raise LLMCallError(f"{self.spec.id} returned no choices")
-        text = response.choices[0].message.content or ""
-        usage = response.usage
-        prompt_tokens = usage.prompt_tokens if usage else 0
-        completion_tokens = usage.completion_tokens if usage else 0
+            if self._unresponsive is not None:
+                # A server that answered no attempt of a whole request is taken as down: the requests
+                # still queued fail at once instead of each waiting out every timeout.
+                raise LLMCallError(f"{self.spec.id} not asked: {self._unresponsive}")
+            try:
+                response = await session.client.chat.completions.create(**request)
+            except json.JSONDecodeError as exc:  # a 200 whose body claims JSON but is not
+                raise _MalformedReply(f"body is not JSON ({exc})") from exc
+        text = _reply_text(response)
+        usage = getattr(response, "usage", None)
+        prompt_tokens, completion_tokens = _token_count(usage, "prompt_tokens"), _token_count(usage, "completion_tokens")
         self.usage.calls += 1
         self.usage.prompt_tokens += prompt_tokens
         self.usage.completion_tokens += completion_tokens
@@ -228,13 +275,13 @@ class LLMClient:
         """Fail early, with one line, when the key is missing or the API cannot be reached."""
         if self.spec.is_offline:
             return
-        client = openai.OpenAI(api_key=self._api_key(), base_url=self.spec.base_url, timeout=15, max_retries=1)
+        client = openai.OpenAI(api_key=self._api_key(), base_url=self.spec.base_url, timeout=PREFLIGHT_TIMEOUT_S, max_retries=1)
         try:
             client.models.list()
         except openai.AuthenticationError as exc:
-            raise UserError(f"{self.spec.id} rejected the API key ({_describe(exc)}): check {self.spec.api_key_env}") from exc
+            raise UserError(f"the {self.role} {self.spec.id} rejected the API key ({_describe(exc)}): check {self.spec.api_key_env}") from exc
         except openai.APIConnectionError as exc:
-            raise UserError(f"cannot reach {self.spec.base_url} for {self.spec.id} ({_describe(exc)}): check the network or the base URL") from exc
+            raise UserError(f"cannot reach {self.spec.base_url} for the {self.role} {self.spec.id} ({_describe(exc)}): check the network or the base URL") from exc
         except openai.APIStatusError:
             pass  # the server answered; some servers simply do not list models
         finally:

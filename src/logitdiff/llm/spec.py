@@ -8,6 +8,10 @@ from logitdiff.errors import UserError
 
 OPENROUTER_URL = "https://openrouter.ai/api/v1"
 OFFLINE_ID = "offline"
+# Long enough for a reasoning model's 1k-token answer, short enough that a server which never answers
+# gives up within minutes (see worst_case_s).
+DEFAULT_TIMEOUT_S = 90.0
+DEFAULT_RETRIES = 3
 
 
 class LLMSpec(BaseModel):
@@ -23,14 +27,23 @@ class LLMSpec(BaseModel):
     # Local servers (vLLM) accept any key; a missing key is then not an error.
     api_key_required: bool = True
     max_connections: int = Field(default=16, gt=0)
-    timeout_s: float = Field(default=120, gt=0)
-    max_retries: int = Field(default=6, ge=0)
+    timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0)  # per attempt
+    max_retries: int = Field(default=DEFAULT_RETRIES, ge=0)
     # Exponential backoff with full jitter, U(0, min(max, initial * 2**attempt)), raised to the server's
     # Retry-After when it sends one, never above backoff_max_s.
     backoff_initial_s: float = Field(default=1.0, ge=0)
     backoff_max_s: float = Field(default=60.0, ge=0)
     temperature: float | None = None
     max_tokens: int | None = None
+
+    def with_limits(self, timeout_s: float, retries: int) -> LLMSpec:
+        return self.model_copy(update={"timeout_s": timeout_s, "max_retries": retries})
+
+    def worst_case_s(self) -> float:
+        """Longest one request can take when no attempt is answered and no Retry-After is sent: every
+        attempt runs into the timeout, the k-th backoff waits its jitter ceiling initial * 2**(k-1)."""
+        backoff = sum(min(self.backoff_max_s, self.backoff_initial_s * 2**k) for k in range(self.max_retries))
+        return (self.max_retries + 1) * self.timeout_s + backoff
 
     @property
     def provider(self) -> str:
