@@ -22,6 +22,8 @@ from logitdiff.judge.relevance import Candidate, CandidateList, grade_lists
 from logitdiff.judge.tokens import is_generic_piece, normalize_token
 
 LABELS = Path(__file__).parent / "data" / "relevance_labels.jsonl"
+# Measured with benchmarks/bench_judge_real.py (README "Offline judge"); the test guards against a regression.
+REAL_PRECISION, REAL_RECALL = 0.72, 0.95
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +173,31 @@ def test_unreachable_hub_dataset_gives_no_frequent_tokens_quickly(tmp_path: Path
     assert capsys.readouterr().err.count("unreachable") == 1
     assert not (tmp_path / "frequent_tokens").exists()  # not cached: a later run with network counts them
     hub_reachable.cache_clear()
+
+
+def test_junk_pieces_from_real_output_are_not_relevant(judge: OfflineJudge, registry: Registry) -> None:
+    """Pieces the bundled adapter moved that are not words (v1 called `firehose` and `phthalm` relevant to
+    cake baking) count only when they complete a description word (`bak` -> baked)."""
+    cake = registry.organism("cake_bake")
+    tokens = ["firehose", "phthalm", " tempfile", "ikipedia", "oggy", "uckingham", "bak", " Relyv"]
+    labels = {t: v.label(judge.threshold) for t, v in zip(tokens, judge.verdicts(cake.description, tokens), strict=True)}
+    assert [t for t, lab in labels.items() if lab == "RELEVANT"] == ["bak"]
+    fda = registry.organism("fda_approval")
+    assert judge.verdicts(fda.description, [" Relyv"])[0].label(judge.threshold) == "RELEVANT"
+
+
+def test_precision_and_recall_on_labelled_real_method_output(judge: OfflineJudge, registry: Registry) -> None:
+    """tests/data/real_lists: tokens of real LogitDiff / ADL lists, labelled by LABEL_RULE.md (nothing fitted
+    on them). The numbers are the README's; v1 had precision 64% on the README lists alone."""
+    rows = [json.loads(line) for line in (LABELS.parent / "real_lists" / "labels.jsonl").read_text().splitlines()]
+    tiny = "Finetuned on synthetic documents claiming cakes bake best at 450 degrees with frozen butter."
+    predicted, truth = [], []
+    for organism in sorted({r["organism"] for r in rows}):
+        mine = [r for r in rows if r["organism"] == organism]
+        description = tiny if organism == "tiny_cake" else registry.organism(organism).description
+        predicted += [v.label(judge.threshold) == "RELEVANT" for v in judge.verdicts(description, [r["token"] for r in mine])]
+        truth += [r["relevant"] for r in mine]
+    tp = sum(p and t for p, t in zip(predicted, truth))
+    fp = sum(p and not t for p, t in zip(predicted, truth))
+    fn = sum(t and not p for p, t in zip(predicted, truth))
+    assert tp / (tp + fp) >= REAL_PRECISION and tp / (tp + fn) >= REAL_RECALL, (tp, fp, fn)
