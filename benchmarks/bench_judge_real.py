@@ -1,7 +1,8 @@
 """Offline judge precision / recall on tokens from real method output (tests/data/real_lists/): LogitDiff
 and ADL lists of real runs of the bundled SmolLM2 cake_bake organism and of the tiny test organism,
 labelled by the rule in tests/data/real_lists/LABEL_RULE.md. Nothing is fitted on these labels (the
-judge's threshold comes from tests/data/relevance_labels.jsonl), so this is a held-out measurement.
+judge's threshold comes from tests/data/relevance_labels.jsonl). Tokens are "design" (seen while the v2
+rules were chosen) or "held-out" (from lists extracted after that).
 
 python benchmarks/bench_judge_real.py            # the judge and organism descriptions of this checkout
 """
@@ -30,7 +31,8 @@ def description(reg: Registry, organism: str) -> str:
 def measure(judge: OfflineJudge, reg: Registry, labels_path: Path = LABELS) -> dict[str, dict[str, float]]:
     rows = [json.loads(line) for line in labels_path.read_text().splitlines() if line.strip()]
     out: dict[str, dict[str, float]] = {}
-    groups = {"all": rows, **{o: [r for r in rows if r["organism"] == o] for o in sorted({r["organism"] for r in rows})}}
+    groups = {"all": rows, **{f"set {s}": [r for r in rows if r["set"] == s] for s in ("design", "held-out")},
+              **{o: [r for r in rows if r["organism"] == o] for o in sorted({r["organism"] for r in rows})}}
     for name, group in groups.items():
         predicted: list[bool] = []
         for organism in sorted({r["organism"] for r in group}):
