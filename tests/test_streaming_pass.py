@@ -274,7 +274,7 @@ def test_last_block_is_hooked_before_the_final_norm(corpus: str) -> None:
     pair = tiny_pair(layers=3)
     req = AdlRequest(1, 7, 1.0)
     stats = run_pass(pair, corpus, SEED, [], [req], progress=False).adl[req]
-    ids = naive_texts(pair, corpus, 1, 7, False)[0]
+    ids = naive_texts(pair, corpus, 1, 7)[0]
     with torch.no_grad():
         normed = pair.model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states[3][0]
         torch.testing.assert_close(pair.model.model.norm(stats.base_mean), normed, rtol=1e-5, atol=1e-5)
