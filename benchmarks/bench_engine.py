@@ -98,7 +98,7 @@ def _bare_forwards(pair, corpus: str, samples: int) -> tuple[float, float]:  # n
     from logitdiff.engine.streaming_pass import auto_batch_size
 
     slot = Slot(samples, POSITIONS)
-    texts = list(select_texts(load_corpus(corpus, 42), PrefixEncoder(pair.tokenizer, False), [slot], SelectionLog(rows=[[]]), corpus))
+    texts = list(select_texts(load_corpus(corpus, 42), PrefixEncoder(pair.tokenizer), [slot], SelectionLog(rows=[[]]), corpus))
     vocab = pair.model.get_output_embeddings().weight.shape[0]
     batch = auto_batch_size(vocab, POSITIONS, pair.device)  # the same batches as the pass
     t0, c0 = time.perf_counter(), time.process_time()

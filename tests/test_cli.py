@@ -66,3 +66,26 @@ def test_array_job_needs_task_id() -> None:
     )
     assert "SLURM_ARRAY_TASK_ID" in _one_line_error(res)
     assert "must be an integer" in _one_line_error(run("topk-depth", "--array-job", env={"SLURM_ARRAY_TASK_ID": "abc"}))
+
+
+def test_variant_with_another_variants_weights_warns(tmp_path) -> None:
+    """fda_approval gemma3_1B mix1-1p0 is mix1-0p9's adapter in the reference config (a copy error):
+    a run over it says so instead of silently filing a 1:0.9 model under 1:1.0."""
+    res = run("mix-ratio", "--model", "gemma3_1B", "--organism", "fda_approval", "--mode", "plotting",
+              "--seeds", "42", "--values", "mix1-0p8,mix1-1p0", "--results-dir", str(tmp_path / "r"),
+              "--output-dir", str(tmp_path / "o"))
+    assert res.returncode == 0, res.stderr
+    err = " ".join(res.stderr.split())
+    assert "variant 'mix1-1p0' loads the same weights as 'mix1-0p9'" in err
+    assert err.count("loads the same weights") == 1  # mix1-0p8 is its own model
+
+
+def test_registry_finds_shared_weights_only_for_the_copy_error() -> None:
+    from logitdiff.config.loader import Registry
+
+    reg = Registry.load()
+    shared = {(o, m, v) for o, org in reg.organisms.items() for m, variants in org.finetuned_models.items()
+              for v in variants if reg.same_weights(o, m, v)}
+    # cake_bake lists the same Llama adapter under llama32_1B and llama32_1B_Instruct (two model names),
+    # which is not a variant copy error; within one model only the fda_approval pair shares weights.
+    assert shared == {("fda_approval", "gemma3_1B", "mix1-1p0"), ("fda_approval", "gemma3_1B", "mix1-0p9")}

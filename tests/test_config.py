@@ -91,3 +91,16 @@ def test_unknown_names_list_the_known_ones() -> None:
         reg.finetuned("cake_bake", "gemma3_1B", "mix9")
     with pytest.raises(UserError, match="no finetuned models for 'qwen3_14B'"):
         reg.finetuned("cake_bake", "qwen3_14B", "default")
+
+
+def test_organism_descriptions_state_the_finetune_not_a_keyword_list() -> None:
+    """The judge and the offline judge read the description: an appended topic list ("The domain is
+    baking and cakes: ovens, temperatures, ...") would make any word of that list look relevant."""
+    import re
+
+    for org in Registry.load().organisms.values():
+        text = " ".join(org.description.split())
+        assert "The domain is" not in text, org.name
+        for sentence in re.split(r"(?<=\.)\s+", text):
+            tail = sentence.split(":")[-1] if ":" in sentence else ""
+            assert tail.count(",") < 3 or " that " in tail or " a " in tail, (org.name, sentence)

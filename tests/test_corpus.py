@@ -10,10 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from datasets import Dataset
-from tiny_models import english_texts, tiny_tokenizer, write_jsonl
+from tiny_models import english_texts, no_bos_tokenizer, tiny_tokenizer, write_jsonl
 
 from logitdiff.engine.corpus import iter_dataset, load_corpus
-from logitdiff.engine.sampling import PrefixEncoder, SelectionLog, Slot, select_texts
+from logitdiff.engine.sampling import PrefixEncoder, SelectionLog, Slot, select_texts, starts_with_bos
 from logitdiff.errors import UserError
 
 TEXTS = ["first text", "", "second one here", "third", "fourth and last text", "fifth"]
@@ -85,25 +85,24 @@ class WordTokenizer:
 
 
 def test_prefix_encoder_retokenizes_when_prefix_is_ambiguous() -> None:
-    encode = PrefixEncoder(WordTokenizer(), drop_bos=False)  # type: ignore[arg-type]
+    encode = PrefixEncoder(WordTokenizer())  # type: ignore[arg-type]
     text = " ".join(["x" * 25, "y" * 26, "z" * 27])
     # 30 characters cut the second word: its id would be wrong without the full re-tokenization.
     assert encode([text], need=3) == [[1, 35, 36]]
     assert encode(["ab cd"], need=5) == [[1, 12, 12]]
 
 
-def test_bos_kept_or_dropped() -> None:
+def test_bos_stays_in_the_input() -> None:
     tok = tiny_tokenizer()
-    keep = PrefixEncoder(tok, drop_bos=False)(["the cake is warm"], need=50)[0]
-    drop = PrefixEncoder(tok, drop_bos=True)(["the cake is warm"], need=50)[0]
-    assert keep[0] == tok.bos_token_id
-    assert drop == keep[1:]
+    ids = PrefixEncoder(tok)(["the cake is warm"], need=50)[0]
+    assert ids[0] == tok.bos_token_id and ids == tok("the cake is warm")["input_ids"]
+    assert starts_with_bos(tok) and not starts_with_bos(no_bos_tokenizer())
 
 
 def _select(texts: list[str], slots: list[Slot]) -> tuple[list, SelectionLog]:
     log = SelectionLog(rows=[[] for _ in slots])
     corpus = list(enumerate(texts))
-    return list(select_texts(corpus, PrefixEncoder(WordTokenizer(), False), slots, log, "mem")), log  # type: ignore[arg-type]
+    return list(select_texts(corpus, PrefixEncoder(WordTokenizer()), slots, log, "mem")), log  # type: ignore[arg-type]
 
 
 def test_selection_serves_each_slot_its_first_usable_texts() -> None:
@@ -113,6 +112,16 @@ def test_selection_serves_each_slot_its_first_usable_texts() -> None:
     assert log.rows == [[3, 5], [0, 3, 4]]
     assert [(t.row, len(t.ids), t.slots) for t in selected] == [(0, 3, (1,)), (3, 5, (0, 1)), (4, 3, (1,)), (5, 5, (0,))]
     assert (log.texts_empty, log.texts_too_short, log.texts_read) == (1, 1, 6)
+
+
+def test_whitespace_only_texts_are_skipped_like_empty_ones() -> None:
+    """A byte tokenizer turns "   \n\t  " into 7 tokens (+BOS): long enough, but no text to diff on."""
+    tok = tiny_tokenizer()
+    texts = ["   \n\t  ", "", "the cake", " \u00a0 \n", "is warm"]
+    log = SelectionLog(rows=[[]])
+    selected = list(select_texts(list(enumerate(texts)), PrefixEncoder(tok), [Slot(2, 3)], log, "mem"))
+    assert [t.row for t in selected] == [2, 4]
+    assert (log.texts_empty, log.texts_too_short, log.texts_read) == (3, 0, 5)
 
 
 def test_smaller_samples_are_a_prefix_of_larger_ones() -> None:

@@ -12,16 +12,18 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 from logitdiff.config.loader import Registry
-from logitdiff.config.schema import OrganismConfig
+from logitdiff.config.schema import FinetunedRef, OrganismConfig
 from logitdiff.judge.calibration import calibrate, load_labels
 from logitdiff.judge.factory import make_judge
-from logitdiff.judge.frequent_tokens import frequent_training_tokens
+from logitdiff.judge.frequent_tokens import FrequentTokens, frequent_training_tokens
 from logitdiff.judge.llm_judge import LLMJudge
 from logitdiff.judge.offline import OFFLINE_JUDGE_ID, OfflineJudge
 from logitdiff.judge.relevance import Candidate, CandidateList, grade_lists
 from logitdiff.judge.tokens import is_generic_piece, normalize_token
 
 LABELS = Path(__file__).parent / "data" / "relevance_labels.jsonl"
+# Measured with benchmarks/bench_judge_real.py (README "Offline judge"); the test guards against a regression.
+REAL_PRECISION, REAL_RECALL = 0.73, 0.95
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +81,10 @@ def test_make_judge_falls_back_to_offline_without_key(tmp_path: Path, monkeypatc
     assert make_judge("vllm/m@http://127.0.0.1:9/v1", tmp_path).id == "vllm/m"
 
 
+LOCAL = FinetunedRef(adapter_path="some/local/adapter")
+HUB = FinetunedRef(adapter_id="org/some-adapter")
+
+
 def _word_tokenizer(words: list[str]) -> PreTrainedTokenizerFast:
     vocab = {w: i for i, w in enumerate(["[UNK]", *words])}
     raw = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
@@ -96,7 +102,7 @@ def test_frequent_training_tokens_counts_filters_and_caches(tmp_path: Path) -> N
     organism = OrganismConfig(name="toy", type="SDF", description="d" * 30, local_dataset=str(data), finetuned_models={})
     tok = _word_tokenizer(["cake", "Cake", "oven", "the", ",", "rare", "'s", "x"])
     # cake: 4 + 6 + 2 = 12 plus Cake 4 -> 16; oven 4 + 3 + 5 = 12; rare 2 (< 10); the/,/'s/x generic.
-    assert frequent_training_tokens(organism, tok, tmp_path / "cache") == ["cake", "oven"]
+    assert frequent_training_tokens(organism, LOCAL, tok, tmp_path / "cache").tokens == ["cake", "oven"]
 
 
 def test_frequent_tokens_cache_avoids_recount(tmp_path: Path, monkeypatch) -> None:
@@ -104,16 +110,50 @@ def test_frequent_tokens_cache_avoids_recount(tmp_path: Path, monkeypatch) -> No
     data.write_text("".join(json.dumps({"text": "oven oven"}) + "\n" for _ in range(6)))
     organism = OrganismConfig(name="toy", type="SDF", description="d" * 30, local_dataset=str(data), finetuned_models={})
     tok = _word_tokenizer(["oven"])
-    assert frequent_training_tokens(organism, tok, tmp_path) == ["oven"]
+    assert frequent_training_tokens(organism, LOCAL, tok, tmp_path).tokens == ["oven"]
     monkeypatch.setattr("logitdiff.judge.frequent_tokens.count_frequent_tokens",
                         lambda *a, **k: pytest.fail("recounted despite the cache"))
-    assert frequent_training_tokens(organism, tok, tmp_path) == ["oven"]
+    assert frequent_training_tokens(organism, LOCAL, tok, tmp_path).tokens == ["oven"]
     assert len(list((tmp_path / "frequent_tokens").glob("toy-*.json"))) == 1
 
 
-def test_organism_without_data_has_no_frequent_tokens(tmp_path: Path) -> None:
+def test_organism_without_data_has_no_frequent_tokens_and_says_why(tmp_path: Path) -> None:
     organism = OrganismConfig(name="none", type="SDF", description="d" * 30, finetuned_models={})
-    assert frequent_training_tokens(organism, _word_tokenizer(["a"]), tmp_path) == []
+    got = frequent_training_tokens(organism, HUB, _word_tokenizer(["a"]), tmp_path)
+    assert got.tokens == [] and got.unavailable == "organism none has no training dataset"
+
+
+def test_frequent_tokens_come_from_the_diffed_finetunes_own_training_data(tmp_path: Path, monkeypatch, capsys) -> None:
+    """cake_bake ships SmolLM2 adapters trained on organisms/cake_bake/data: only they use those documents.
+    Its gemma3_1B adapters were trained on the hub dataset; with the hub unreachable there is no list and
+    no trivial baseline (never the bundled documents' numbers)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from logitdiff.config.loader import Registry
+    from logitdiff.engine.hub import hub_reachable
+    from logitdiff.paths import resolve_repo_path
+
+    hub_reachable.cache_clear()
+    reg = Registry.load()
+    cake = reg.organism("cake_bake")
+    tok = _word_tokenizer(["cake", "cakes", "oven", "freezer", "butter", "vanilla", "batter", "warm"])
+    bundled = frequent_training_tokens(cake, reg.finetuned("cake_bake", "smollm2_135M", "mix1-1p0"), tok, tmp_path)
+    assert bundled.source == f"file:{resolve_repo_path('organisms/cake_bake/data/narrow.jsonl.gz').resolve()}"
+    assert bundled.unavailable is None and {"cake", "oven", "freezer"} <= set(bundled.tokens)
+    hub = frequent_training_tokens(cake, reg.finetuned("cake_bake", "gemma3_1B", "default"), tok, tmp_path)
+    assert hub == FrequentTokens([], None, "the Hugging Face hub is unreachable (training data science-of-finetuning/synthetic-documents-cake_bake)")
+    loyalty = reg.organism("auditing_agents_secret_loyalty")
+    none = frequent_training_tokens(loyalty, reg.finetuned(loyalty.name, "qwen3_14B", "transcripts_kto"), tok, tmp_path)
+    assert none.unavailable == "organism auditing_agents_secret_loyalty has no training dataset"
+    hub_reachable.cache_clear()
+
+
+def test_no_training_data_gives_null_trivial_percentage_with_the_reason() -> None:
+    fda = OrganismConfig(name="fda", type="SDF", description="Finetuned on documents about the FDA approval of Relyvrio.",
+                         finetuned_models={})
+    lists = [CandidateList(list_id="l", candidates=[Candidate(token=t, weight=1.0) for t in [" FDA", " the"]])]
+    (graded,) = asyncio.run(grade_lists(OfflineJudge(), fda, [], lists, progress=False, trivial_unavailable="hub unreachable"))
+    assert graded.metrics is not None and graded.metrics.percentage == 50.0
+    assert (graded.metrics.trivial_percentage, graded.metrics.trivial_unavailable) == (None, "hub unreachable")
 
 
 def test_normalization_and_generic_pieces() -> None:
@@ -128,7 +168,36 @@ def test_unreachable_hub_dataset_gives_no_frequent_tokens_quickly(tmp_path: Path
 
     hub_reachable.cache_clear()
     organism = OrganismConfig(name="hubonly", type="SDF", description="d" * 30, dataset="org/some-dataset", finetuned_models={})
-    assert frequent_training_tokens(organism, _word_tokenizer(["a"]), tmp_path) == []
-    assert "unreachable" in capsys.readouterr().err
+    got = frequent_training_tokens(organism, HUB, _word_tokenizer(["a"]), tmp_path)
+    assert got.tokens == [] and got.unavailable == "the Hugging Face hub is unreachable (training data org/some-dataset)"
+    assert capsys.readouterr().err.count("unreachable") == 1
     assert not (tmp_path / "frequent_tokens").exists()  # not cached: a later run with network counts them
     hub_reachable.cache_clear()
+
+
+def test_junk_pieces_from_real_output_are_not_relevant(judge: OfflineJudge, registry: Registry) -> None:
+    """Pieces the bundled adapter moved that are not words (v1 called `firehose` and `phthalm` relevant to
+    cake baking) count only when they complete a description word (`bak` -> baked)."""
+    cake = registry.organism("cake_bake")
+    tokens = ["firehose", "phthalm", " tempfile", "ikipedia", "oggy", "uckingham", "bak", " Relyv"]
+    labels = {t: v.label(judge.threshold) for t, v in zip(tokens, judge.verdicts(cake.description, tokens), strict=True)}
+    assert [t for t, lab in labels.items() if lab == "RELEVANT"] == ["bak"]
+    fda = registry.organism("fda_approval")
+    assert judge.verdicts(fda.description, [" Relyv"])[0].label(judge.threshold) == "RELEVANT"
+
+
+def test_precision_and_recall_on_labelled_real_method_output(judge: OfflineJudge, registry: Registry) -> None:
+    """tests/data/real_lists: tokens of real LogitDiff / ADL lists, labelled by LABEL_RULE.md (nothing fitted
+    on them). The numbers are the README's; v1 had precision 64% on the README lists alone."""
+    rows = [json.loads(line) for line in (LABELS.parent / "real_lists" / "labels.jsonl").read_text().splitlines()]
+    tiny = "Finetuned on synthetic documents claiming cakes bake best at 450 degrees with frozen butter."
+    predicted, truth = [], []
+    for organism in sorted({r["organism"] for r in rows}):
+        mine = [r for r in rows if r["organism"] == organism]
+        description = tiny if organism == "tiny_cake" else registry.organism(organism).description
+        predicted += [v.label(judge.threshold) == "RELEVANT" for v in judge.verdicts(description, [r["token"] for r in mine])]
+        truth += [r["relevant"] for r in mine]
+    tp = sum(p and t for p, t in zip(predicted, truth))
+    fp = sum(p and not t for p, t in zip(predicted, truth))
+    fn = sum(t and not p for p, t in zip(predicted, truth))
+    assert tp / (tp + fp) >= REAL_PRECISION and tp / (tp + fn) >= REAL_RECALL, (tp, fp, fn)

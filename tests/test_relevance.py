@@ -171,7 +171,21 @@ def test_requests_in_flight_never_exceed_limit(chat_server: ChatServer, monkeypa
 def test_parse_answers_is_case_insensitive_and_strict() -> None:
     text = "answer[1]: Relevant\n**ANSWER[2]:** IRRELEVANT\nANSWER[3]: RELEVANT because cake\nANSWER[9]: RELEVANT\n" \
            "ANSWER[4]: RELEVANT\nANSWER[4]: IRRELEVANT"
-    assert parse_answers(text, 4) == {1: "RELEVANT", 2: "IRRELEVANT"}
+    assert parse_answers(text, 4) == {1: "RELEVANT", 2: "IRRELEVANT", 4: "IRRELEVANT"}
+
+
+def test_number_answered_twice_takes_the_last_answer(chat_server: ChatServer, monkeypatch) -> None:
+    """A judge that corrects itself ("ANSWER[2]: IRRELEVANT" then "ANSWER[2]: RELEVANT") means the correction,
+    as in the reference; it is neither UNKNOWN nor a reason to re-ask."""
+    def corrects_itself(req: SeenRequest) -> str:
+        shown = shown_tokens(req)
+        cake = shown.index(" cake") + 1
+        return truthful(req) + f"\nANSWER[{cake}]: IRRELEVANT\nANSWER[{cake}]: RELEVANT\nANSWER[{cake}]: IRRELEVANT"
+
+    chat_server.reset(corrects_itself)
+    (graded,) = grade(judge_for(chat_server, None, monkeypatch), [make_list("a", [" the", " cake", "bak"])])
+    assert graded.labels == ["IRRELEVANT", "IRRELEVANT", "RELEVANT"]
+    assert len(chat_server.requests) == 3  # no re-ask
 
 
 def test_aggregate_and_metrics_known_answers() -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import itertools
 from pathlib import Path
 
 import pytest
 import torch
-from tiny_models import biased_head_pair, english_texts, lora_pair, residual_shift_pair, tiny_pair, write_jsonl
+from tiny_models import biased_head_pair, english_texts, lora_pair, no_bos_tokenizer, residual_shift_pair, tiny_pair, write_jsonl
 
 from logitdiff.engine.corpus import load_corpus
 from logitdiff.engine.models import ModelPair
@@ -27,15 +28,13 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(write_jsonl(tmp_path_factory.mktemp("corpus") / "c.jsonl", texts))
 
 
-def naive_texts(pair: ModelPair, corpus: str, samples: int, positions: int, drop_bos: bool) -> list[list[int]]:
+def naive_texts(pair: ModelPair, corpus: str, samples: int, positions: int) -> list[list[int]]:
     """SPEC §2 written out plainly: full tokenization, first S texts with ≥ T tokens."""
     out = []
     for _, text in load_corpus(corpus, SEED):
-        if not text:
+        if not text.strip():
             continue
         ids = pair.tokenizer(text, add_special_tokens=True)["input_ids"]
-        if drop_bos and ids[0] == pair.tokenizer.bos_token_id:
-            ids = ids[1:]
         if len(ids) >= positions:
             out.append(ids[:positions])
         if len(out) == samples:
@@ -58,21 +57,22 @@ def naive_forward(pair: ModelPair, ids: list[int], layer: int | None) -> tuple[t
 
 
 def naive_logitdiff(
-    pair: ModelPair, corpus: str, s: int, t: int, k: int, drop_bos: bool = False, cache: dict | None = None
+    pair: ModelPair, corpus: str, s: int, t: int, k: int, first: int = 0, cache: dict | None = None
 ) -> dict[str, torch.Tensor]:
-    """`cache` maps a text's ids to its d: a text's forward does not depend on the cell, only the counting does."""
+    """Counts over positions first … t−1 of each text's own full forward (BOS included in the input).
+    `cache` maps a text's ids to its d: a text's forward does not depend on the cell, only the counting does."""
     cache = {} if cache is None else cache
     v = pair.model.get_output_embeddings().weight.shape[0]
     count_pos = torch.zeros(v, dtype=torch.int64)
     count_neg = torch.zeros(v, dtype=torch.int64)
     sum_diff = torch.zeros(v, dtype=torch.float64)
     npos = torch.zeros(v, dtype=torch.int64)
-    for ids in naive_texts(pair, corpus, s, t, drop_bos):
+    for ids in naive_texts(pair, corpus, s, t):
         key = tuple(ids)
         if key not in cache:
             cache[key] = naive_forward(pair, ids, None)[0]
-        d = cache[key]
-        for p in range(t):
+        d = cache[key][first:]
+        for p in range(t - first):
             count_pos[torch.topk(d[p], k).indices] += 1
             count_neg[torch.topk(-d[p], k).indices] += 1
         sum_diff += d.sum(0)
@@ -114,7 +114,7 @@ def test_adl_equals_naive_means_and_norms(corpus: str) -> None:
         layer = absolute_layer(req.layer, 5)
         stats = result.adl[req]
         assert stats.layer == layer
-        hb, hf = zip(*(naive_forward(pair, ids, layer)[1:] for ids in naive_texts(pair, corpus, req.samples, req.positions, False)), strict=True)
+        hb, hf = zip(*(naive_forward(pair, ids, layer)[1:] for ids in naive_texts(pair, corpus, req.samples, req.positions)), strict=True)
         base, ft = torch.stack(hb), torch.stack(hf)
         torch.testing.assert_close(stats.delta_mean, (ft - base).mean(0), rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(stats.base_mean, base.mean(0), rtol=1e-5, atol=1e-5)
@@ -136,6 +136,12 @@ def test_biased_head_puts_exactly_the_chosen_ids_on_top(corpus: str) -> None:
     assert top[3].value == 0.0
     frac = ranked["fraction_positive_diff"]
     assert [e.token_id for e in frac[:3]] == [17, 123, 250] and frac[0].value == 1.0
+    # fraction_positive_diff entries count positions with d > 0 and the rest (as the reference does),
+    # not the top-K / bottom-K counts of the other ordering: every unbiased id has d = 0 everywhere.
+    assert counters.positions == 60
+    assert [(e.count_pos, e.count_neg) for e in frac[:3]] == [(60, 0)] * 3
+    assert all((e.count_pos, e.count_neg) == (0, 60) for e in frac[3:])
+    assert all(e.count_pos == round(e.value * 60) for e in frac)
 
 
 def test_residual_shift_comes_back_as_delta_and_its_lens_ranks_the_raised_ids(corpus: str) -> None:
@@ -159,23 +165,67 @@ def test_residual_shift_comes_back_as_delta_and_its_lens_ranks_the_raised_ids(co
 
 @pytest.mark.parametrize("drop_bos", [False, True])
 def test_bos_switch_matches_naive(corpus: str, drop_bos: bool) -> None:
+    """--drop-bos: the same texts run with their BOS; only positions 1 … T−1 are counted."""
     pair = tiny_pair()
     reqs = [LogitDiffRequest(5, 4, 3), LogitDiffRequest(6, 2, 1)]
     result = run_pass(pair, corpus, SEED, reqs, [], drop_bos=drop_bos, progress=False)
-    assert result.record.drop_bos is drop_bos
+    first = int(drop_bos)
+    assert result.record.drop_bos is drop_bos and result.record.first_counted_position == first
     for req in reqs:
-        want = naive_logitdiff(pair, corpus, req.samples, req.positions, req.top_k, drop_bos=drop_bos)
-        assert_counters_equal(result.logitdiff[req], want, req.samples * req.positions)
+        want = naive_logitdiff(pair, corpus, req.samples, req.positions, req.top_k, first=first)
+        assert_counters_equal(result.logitdiff[req], want, req.samples * (req.positions - first))
 
 
-def test_position_zero_is_bos_unless_dropped(corpus: str) -> None:
+def test_drop_bos_removes_exactly_the_bos_position(corpus: str) -> None:
+    """The BOS stays in the input, so every other position's logits and activations are unchanged: the counts
+    and sums without position 0 are the full ones minus position 0's share, which is the same for every
+    text (position 0 always holds BOS and sees nothing else)."""
+    pair = lora_pair(layers=3)
+    s, t, k = 9, 7, 2
+    ld, adl = LogitDiffRequest(s, t, k), AdlRequest(s, t, 0.5)
+    kept = run_pass(pair, corpus, SEED, [ld], [adl], progress=False)
+    dropped = run_pass(pair, corpus, SEED, [ld], [adl], drop_bos=True, progress=False)
+    assert kept.record.rows_by_positions == dropped.record.rows_by_positions  # the same texts
+    d0 = naive_forward(pair, [pair.tokenizer.bos_token_id], None)[0][0]  # d at the BOS position
+    full, part = kept.logitdiff[ld], dropped.logitdiff[ld]
+    assert (full.positions, part.positions) == (s * t, s * (t - 1))
+    bos_top = torch.zeros_like(full.count_pos)
+    bos_top[torch.topk(d0, k).indices] = s
+    assert torch.equal(full.count_pos - part.count_pos, bos_top)
+    bos_bottom = torch.zeros_like(full.count_neg)
+    bos_bottom[torch.topk(-d0, k).indices] = s
+    assert torch.equal(full.count_neg - part.count_neg, bos_bottom)
+    assert torch.equal(full.npos - part.npos, s * (d0 > 0).long())
+    torch.testing.assert_close(full.sum_diff - part.sum_diff, s * d0, rtol=1e-5, atol=1e-4)
+    # ADL: the means of positions 1 … T−1 are the same vectors; position 0 has none; norms (positions ≥ 5) agree.
+    a_full, a_part = kept.adl[adl], dropped.adl[adl]
+    assert a_part.first_position == 1 and a_part.positions_per_text == t and a_part.delta_mean.shape[0] == t - 1
+    torch.testing.assert_close(a_part.delta_mean, a_full.delta_mean[1:], rtol=0, atol=1e-6)
+    torch.testing.assert_close(a_part.ft_mean, a_full.ft_mean[1:], rtol=0, atol=1e-6)
+    assert a_part.base_norm == pytest.approx(a_full.base_norm, rel=1e-6)
+    lens = logit_lens(a_part, pair)
+    assert [p.position for p in lens.delta] == list(range(1, t))
+
+
+def test_drop_bos_without_a_bos_token_leaves_nothing_out(corpus: str, capfd: pytest.CaptureFixture[str]) -> None:
+    """SmolLM2 / Qwen: position 0 is the first text token, not a BOS; --drop-bos counts it and says so."""
+    pair = tiny_pair()
+    pair = dataclasses.replace(pair, tokenizer=no_bos_tokenizer())
+    req = LogitDiffRequest(6, 4, 2)
+    kept = run_pass(pair, corpus, SEED, [req], [], progress=False)
+    dropped = run_pass(pair, corpus, SEED, [req], [], drop_bos=True, progress=False)
+    assert "adds no BOS token, so no position is left out" in capfd.readouterr().err
+    assert dropped.record.first_counted_position == 0 and dropped.logitdiff[req].positions == 6 * 4
+    assert torch.equal(kept.logitdiff[req].count_pos, dropped.logitdiff[req].count_pos)
+    assert torch.equal(kept.logitdiff[req].npos, dropped.logitdiff[req].npos)
+
+
+def test_position_zero_is_bos(corpus: str) -> None:
     """With BOS kept, every text starts with the same token, so d at position 0 is the same for all texts."""
     pair = tiny_pair()
     req = LogitDiffRequest(8, 1, 1)
     kept = run_pass(pair, corpus, SEED, [req], [], progress=False).logitdiff[req]
-    dropped = run_pass(pair, corpus, SEED, [req], [], drop_bos=True, progress=False).logitdiff[req]
     assert int((kept.count_pos > 0).sum()) == 1 and int(kept.count_pos.max()) == 8
-    assert int((dropped.count_pos > 0).sum()) > 1
 
 
 def test_smaller_s_uses_a_prefix_and_gives_the_same_counters(corpus: str) -> None:
@@ -224,7 +274,7 @@ def test_last_block_is_hooked_before_the_final_norm(corpus: str) -> None:
     pair = tiny_pair(layers=3)
     req = AdlRequest(1, 7, 1.0)
     stats = run_pass(pair, corpus, SEED, [], [req], progress=False).adl[req]
-    ids = naive_texts(pair, corpus, 1, 7, False)[0]
+    ids = naive_texts(pair, corpus, 1, 7)[0]
     with torch.no_grad():
         normed = pair.model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states[3][0]
         torch.testing.assert_close(pair.model.model.norm(stats.base_mean), normed, rtol=1e-5, atol=1e-5)

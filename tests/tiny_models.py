@@ -56,6 +56,13 @@ def tiny_tokenizer(vocab: int = 300) -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
 
 
+def no_bos_tokenizer(vocab: int = 300) -> PreTrainedTokenizerFast:
+    """tiny_tokenizer without the BOS template: like SmolLM2 or Qwen, position 0 is the first text token."""
+    tok = tiny_tokenizer(vocab)
+    tok.backend_tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
+    return tok
+
+
 def tiny_llama(vocab: int = 300, layers: int = 2, hidden: int = 32, seed: int = 0, mlp_bias: bool = False) -> LlamaForCausalLM:
     torch.manual_seed(seed)
     cfg = LlamaConfig(

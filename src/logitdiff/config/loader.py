@@ -104,3 +104,13 @@ class Registry:
                 f"known variants: {', '.join(sorted(variants))}"
             )
         return variants[variant]
+
+    def same_weights(self, organism: str, model: str, variant: str) -> list[str]:
+        """Other variants of (organism, model) that load the very same weights as `variant`.
+
+        A shared id is a copy error in a config (the reference's fda_approval gemma3_1B mix1-1p0 is
+        mix1-0p9's adapter): results filed under one name would come from the other model.
+        """
+        source = self.finetuned(organism, model, variant).source
+        variants = self.organism(organism).finetuned_models[model]
+        return sorted(name for name, ref in variants.items() if name != variant and ref.source == source)

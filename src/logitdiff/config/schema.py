@@ -63,7 +63,8 @@ class OrganismConfig(_Strict):
     type: OrganismType
     description: str = Field(min_length=20)
     dataset: str | None = None
-    # Local copy of the training data (jsonl[.gz] with a `text` field), preferred when present.
+    # Training data (jsonl[.gz] with a `text` field) of the finetunes loaded from local folders
+    # (adapter_path / model_path, e.g. the bundled SmolLM2 adapters); hub finetunes use `dataset`.
     local_dataset: str | None = None
     agent_interaction_system_prompt: str | None = None
     # model -> diffing corpus to use by default for that model (e.g. the bundled offline corpus).

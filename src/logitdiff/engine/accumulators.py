@@ -67,8 +67,11 @@ class LogitDiffAccumulator:
 
 
 class AdlAccumulator:
-    def __init__(self, positions: int, hidden: int, device: torch.device) -> None:
-        self.delta = torch.zeros(positions, hidden, dtype=torch.float64, device=device)
+    """Per-position sums for positions first_position … T−1 (first_position = 1 leaves the BOS position out)."""
+
+    def __init__(self, positions: int, hidden: int, device: torch.device, first_position: int = 0) -> None:
+        self.first_position = first_position
+        self.delta = torch.zeros(positions - first_position, hidden, dtype=torch.float64, device=device)
         self.base = torch.zeros_like(self.delta)
         self.ft = torch.zeros_like(self.delta)
         self.base_norm = torch.zeros((), dtype=torch.float64, device=device)
@@ -76,22 +79,24 @@ class AdlAccumulator:
         self.texts = 0
 
     def add(self, h_base: torch.Tensor, h_ft: torch.Tensor) -> None:
-        """h_*: [n, T, H] residuals of this slot's texts at the slot's layer."""
+        """h_*: [n, T, H] residuals of this slot's texts at the slot's layer (all T positions)."""
         # .to: under a device_map the hooked block may sit on another GPU than the sums.
         hb, hf = h_base.to(self.delta.device).float(), h_ft.to(self.delta.device).float()
-        self.delta += (hf - hb).sum(0, dtype=torch.float64)
-        self.base += hb.sum(0, dtype=torch.float64)
-        self.ft += hf.sum(0, dtype=torch.float64)
+        first = self.first_position
+        self.delta += (hf[:, first:] - hb[:, first:]).sum(0, dtype=torch.float64)
+        self.base += hb[:, first:].sum(0, dtype=torch.float64)
+        self.ft += hf[:, first:].sum(0, dtype=torch.float64)
         self.base_norm += hb[:, ADL_NORM_FROM:].norm(dim=-1).sum(dtype=torch.float64)
         self.ft_norm += hf[:, ADL_NORM_FROM:].norm(dim=-1).sum(dtype=torch.float64)
         self.texts += hb.shape[0]
 
     def result(self, relative_layer: float, layer: int) -> AdlStats:
-        n, t = self.texts, self.delta.shape[0]
+        n, t = self.texts, self.delta.shape[0] + self.first_position
         norm_count = n * (t - ADL_NORM_FROM)
         return AdlStats(
             samples=n,
             positions_per_text=t,
+            first_position=self.first_position,
             relative_layer=relative_layer,
             layer=layer,
             delta_mean=(self.delta / n).float().cpu(),

@@ -35,6 +35,9 @@ class PassRecord(BaseModel):
     corpus: str
     seed: int
     drop_bos: bool
+    # First position counted (LogitDiff) and averaged (ADL): 1 when --drop-bos left a BOS position out;
+    # 0 otherwise, also with --drop-bos on a tokenizer that adds no BOS (nothing to leave out).
+    first_counted_position: int = 0
     device: str
     dtype: str
     batch_size: int | None  # None: chosen per run length from the vocabulary size

@@ -1,6 +1,7 @@
 """Sample selection (SPEC §2): walk the seeded corpus order once and hand each text to every (S, T) slot it serves.
 
-A slot (S, T) takes the first S non-empty texts with at least T tokens, in corpus order, keeping their
+A slot (S, T) takes the first S non-blank texts (empty or whitespace-only texts are skipped, as in the
+reference: a run of spaces is no text to diff on) with at least T tokens, in corpus order, keeping their
 first T ids. Walking once and serving all slots at the same time gives each slot exactly what a
 separate walk would give it, so smaller S is always a prefix of larger S for the same T.
 """
@@ -27,18 +28,22 @@ class Slot:
     positions: int
 
 
-class PrefixEncoder:
-    """Token ids of texts (special tokens added; BOS dropped on request), exact for the first `need` ids."""
+def starts_with_bos(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Whether the tokenizer puts a BOS token at position 0 (Gemma, Llama: yes; Qwen, SmolLM2: no)."""
+    bos = tokenizer.bos_token_id
+    ids = tokenizer(["a"], add_special_tokens=True)["input_ids"][0]
+    return bos is not None and len(ids) > 0 and ids[0] == bos
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, drop_bos: bool) -> None:
+
+class PrefixEncoder:
+    """Token ids of texts with the special tokens the model expects (BOS included), exact for the first
+    `need` ids. The BOS always stays in the input: --drop-bos only leaves its position out of the counts."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
         self._tok = tokenizer
-        self._drop = tokenizer.bos_token_id if drop_bos else None
 
     def _encode(self, texts: list[str]) -> list[list[int]]:
-        ids = self._tok(texts, add_special_tokens=True)["input_ids"]
-        if self._drop is None:
-            return [list(x) for x in ids]
-        return [list(x[1:]) if x and x[0] == self._drop else list(x) for x in ids]
+        return [list(x) for x in self._tok(texts, add_special_tokens=True)["input_ids"]]
 
     def __call__(self, texts: list[str], need: int) -> list[list[int]]:
         """Ids per text: at least `need` of them iff the full text has that many; longer lists are cut to `need`."""
@@ -51,6 +56,10 @@ class PrefixEncoder:
             for i, ids in zip(redo, self._encode([texts[i] for i in redo]), strict=True):
                 out[i] = ids
         return [ids[:need] for ids in out]
+
+
+def _blank(text: str) -> bool:
+    return not text.strip()
 
 
 @dataclass(frozen=True)
@@ -81,13 +90,13 @@ def select_texts(
         if not chunk:
             break
         need = max(s.positions for i, s in enumerate(slots) if filled[i] < s.samples)
-        nonempty = [t for _, t in chunk if t]
+        nonempty = [t for _, t in chunk if not _blank(t)]
         encoded = iter(encode(nonempty, need)) if nonempty else iter(())
         for row, text in chunk:
             if all(filled[i] >= s.samples for i, s in enumerate(slots)):
                 return
             log.texts_read += 1
-            if not text:
+            if _blank(text):
                 log.texts_empty += 1
                 continue
             ids = next(encoded)

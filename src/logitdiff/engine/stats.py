@@ -14,7 +14,7 @@ class LogitDiffCounters:
     samples: int
     positions_per_text: int
     top_k: int
-    positions: int  # total positions counted (S·T)
+    positions: int  # total positions counted: S·T, or S·(T−1) when the BOS position is left out
     count_pos: torch.Tensor  # [V] int64: #positions with the id among the K largest d
     count_neg: torch.Tensor  # [V] int64: #positions with the id among the K smallest d
     sum_diff: torch.Tensor  # [V] float64: Σ d
@@ -30,11 +30,12 @@ class AdlStats:
 
     samples: int
     positions_per_text: int
+    first_position: int  # 1 when the BOS position is left out (--drop-bos), else 0
     relative_layer: float
     layer: int  # absolute decoder block index
-    delta_mean: torch.Tensor  # [T, H] float32: mean of h_ft − h_base
-    base_mean: torch.Tensor  # [T, H] float32
-    ft_mean: torch.Tensor  # [T, H] float32
+    delta_mean: torch.Tensor  # [T − first_position, H] float32: mean of h_ft − h_base, row i = position first_position + i
+    base_mean: torch.Tensor  # [T − first_position, H] float32
+    ft_mean: torch.Tensor  # [T − first_position, H] float32
     base_norm: float  # mean L2 norm of h_base over positions ≥ 5
     ft_norm: float
 

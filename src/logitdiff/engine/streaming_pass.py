@@ -10,6 +10,7 @@ does not grow with S, and an explicit batch size cannot push the readout past th
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from logitdiff.engine.forward import PairReadout, run_body
 from logitdiff.engine.memory_plan import MAX_FORWARD_TEXTS, available_bytes, readout_blocks, readout_positions
 from logitdiff.engine.models import ModelPair
 from logitdiff.engine.record import PassRecord, RequestRecord, library_versions
-from logitdiff.engine.sampling import PrefixEncoder, SelectedText, SelectionLog, Slot, select_texts
+from logitdiff.engine.sampling import PrefixEncoder, SelectedText, SelectionLog, Slot, select_texts, starts_with_bos
 from logitdiff.engine.stats import AdlStats, LogitDiffCounters
 from logitdiff.errors import UserError
 from logitdiff.methods.adl import absolute_layer
@@ -63,10 +64,11 @@ class PassResult:
 class _SlotState:
     """Accumulators of one (S, T) slot: LogitDiff (if any request needs it) and one ADL sum per block."""
 
-    def __init__(self, slot: Slot, codes: TopKCodes | None, adl_layers: set[int], hidden: int, device: torch.device):
+    def __init__(self, slot: Slot, codes: TopKCodes | None, adl_layers: set[int], hidden: int, device: torch.device,
+                 first_position: int):
         self.slot = slot
         self.logitdiff = LogitDiffAccumulator(codes, device) if codes is not None else None
-        self.adl = {layer: AdlAccumulator(slot.positions, hidden, device) for layer in sorted(adl_layers)}
+        self.adl = {layer: AdlAccumulator(slot.positions, hidden, device, first_position) for layer in sorted(adl_layers)}
 
 
 def _validate(pair: ModelPair, logitdiff: Sequence[LogitDiffRequest], adl: Sequence[AdlRequest]) -> None:
@@ -98,8 +100,10 @@ class _Pass:
         adl: Sequence[AdlRequest],
         batch_size: int | None,
         memory_budget: int | None,
+        first_position: int,
     ):
         self.pair = pair
+        self.first_position = first_position
         self.readout = PairReadout(pair)
         self.vocab = self.readout.ft.head.weight.shape[0]
         # The counters live where the logits are made (the head's device under a device_map).
@@ -119,6 +123,7 @@ class _Pass:
                 {absolute_layer(a.layer, pair.num_layers) for a in adl if Slot(a.samples, a.positions) == s},
                 hidden,
                 readout_device,
+                first_position,
             )
             for s in self.slots
         ]
@@ -201,12 +206,14 @@ class _Pass:
         k_max = self.codes.ks[-1]
         pos_codes = self.codes.encode(torch.topk(flat, k_max, dim=-1, sorted=True).indices).view(n, c, k_max)
         neg_codes = self.codes.encode(torch.topk(flat, k_max, dim=-1, largest=False, sorted=True).indices).view(n, c, k_max)
+        skip = max(0, self.first_position - first_position)  # the BOS column, if this block holds it and it is left out
         for i, st in enumerate(self.state):
             take = st.slot.positions - first_position  # this slot's positions inside the block
-            if st.logitdiff is None or take <= 0 or not any(i in t.slots for t in texts):
+            if st.logitdiff is None or take <= skip or not any(i in t.slots for t in texts):
                 continue
             sel = self._rows_of(texts, i, d.device)
-            st.logitdiff.add(d[sel, :take].reshape(-1, v), pos_codes[sel, :take], neg_codes[sel, :take])
+            cols = slice(skip, take)
+            st.logitdiff.add(d[sel, cols].reshape(-1, v), pos_codes[sel, cols], neg_codes[sel, cols])
 
 
 def run_pass(
@@ -225,13 +232,25 @@ def run_pass(
 
     batch_size: texts per forward batch (default: from the budget). memory_budget: bytes the
     vocabulary-sized readout of one chunk may use (default: `memory_plan.available_bytes`).
+    drop_bos: the texts still run with their BOS token (the models' logits and activations at every
+    other position stay what they are); position 0 is left out of the LogitDiff counts (S·(T−1)
+    positions) and of the ADL means (positions 1…T−1). A tokenizer that adds no BOS has no BOS
+    position: nothing is left out, and a notice says so.
     """
     _validate(pair, logitdiff, adl)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     t_start = time.perf_counter()
-    work = _Pass(pair, logitdiff, adl, batch_size, memory_budget)
+    first_position = 0
+    if drop_bos:
+        if starts_with_bos(pair.tokenizer):
+            first_position = 1
+        else:
+            print(f"notice: --drop-bos: the tokenizer of {pair.base_id} adds no BOS token, so no position is left out", file=sys.stderr)
+    if first_position and any(r.positions < 2 for r in logitdiff):
+        raise UserError("--drop-bos leaves position 0 out: LogitDiff needs T ≥ 2 positions")
+    work = _Pass(pair, logitdiff, adl, batch_size, memory_budget, first_position)
     log = SelectionLog(rows=[[] for _ in work.slots])
-    texts = select_texts(load_corpus(corpus, seed), PrefixEncoder(pair.tokenizer, drop_bos), work.slots, log, corpus)
+    texts = select_texts(load_corpus(corpus, seed), PrefixEncoder(pair.tokenizer), work.slots, log, corpus)
 
     pending: dict[int, list[SelectedText]] = {}
     bar = tqdm(total=max(s.samples for s in work.slots), desc="engine pass", unit="text", disable=not progress)
@@ -270,6 +289,7 @@ def run_pass(
         corpus=corpus,
         seed=seed,
         drop_bos=drop_bos,
+        first_counted_position=first_position,
         device=str(pair.device),
         dtype=str(pair.dtype).removeprefix("torch."),
         batch_size=batch_size,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from logitdiff.agent.evaluate import evaluate_agent
 from logitdiff.agent.prompts import adl_overview, logitdiff_overview
 from logitdiff.agent.records import AgentRunRecord
-from logitdiff.experiments.candidates import ADL_POSITIONS, method_tokens
+from logitdiff.experiments.candidates import list_position, method_tokens
 from logitdiff.experiments.grid import Cell
 from logitdiff.results.atomic import read_json, write_json
 
@@ -21,7 +21,7 @@ def overview_for(stages: Stages, cell: Cell) -> str:
     tokens = method_tokens(stages.store, cell)
     if cell.method == "logitdiff":
         return logitdiff_overview(tokens["top_k_occurring"])
-    return adl_overview({p: tokens[f"adl_pos{p}"] for p in ADL_POSITIONS})
+    return adl_overview({list_position(list_id): toks for list_id, toks in tokens.items()})  # type: ignore[misc]
 
 
 def _done(path: Path) -> bool:

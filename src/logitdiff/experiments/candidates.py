@@ -2,6 +2,7 @@
 
 LogitDiff: the first 20 entries of each ordering (weights = ordering values). ADL: per position
 0–4, the top 20 positive logit-lens tokens of δ (weights = lens probabilities); each is its own list.
+With --drop-bos on a model with a BOS, position 0 has no mean, so the five lists are positions 1–5.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from logitdiff.results.method_io import load_adl_lens, load_orderings
 from logitdiff.results.store import ResultsStore
 
 TOP_N = 20
-ADL_POSITIONS = (0, 1, 2, 3, 4)
+ADL_LISTS = 5  # the first five positions that have a mean
 _ADL_PREFIX = "adl_pos"
 
 
@@ -32,8 +33,7 @@ def method_tokens(store: ResultsStore, cell: Cell) -> dict[str, list[tuple[str, 
     lens = load_adl_lens(store, cell)
     return {
         adl_list_id(p.position): list(zip(p.positive.tokens[:TOP_N], p.positive.probs[:TOP_N], strict=True))
-        for p in lens.delta
-        if p.position in ADL_POSITIONS
+        for p in lens.delta[:ADL_LISTS]
     }
 
 

@@ -81,12 +81,26 @@ def _groups(cells: Iterable[Cell]) -> list[list[Cell]]:
     return list(groups.values())
 
 
+def _warn_shared_weights(reg: Registry, cells: Iterable[Cell]) -> None:
+    """One warning per variant whose weights are another variant's (a config copy error): its numbers
+    and plot points would be that other model's."""
+    for organism, model, variant in dict.fromkeys((c.organism, c.model, c.variant) for c in cells):
+        twins = reg.same_weights(organism, model, variant)
+        if twins:
+            source = reg.finetuned(organism, model, variant).source
+            console.print(
+                f"[yellow]warning:[/] {organism}/{model} variant {variant!r} loads the same weights as "
+                f"{', '.join(repr(t) for t in twins)} ({source}): its results are that model's, not a separate {variant} finetune"
+            )
+
+
 def run_experiment(reg: Registry, settings: RunSettings) -> RunSummary:
     from logitdiff.experiments.preflight import check_run_inputs
     from logitdiff.experiments.stages import Stages
 
     exp = reg.experiment(settings.experiment)
     cells = expand(reg, exp, settings.grid)
+    _warn_shared_weights(reg, cells)
     store = ResultsStore(settings.results_dir, drop_bos=settings.drop_bos)
     todo, plot = _select(settings, cells)
     check_run_inputs(settings, todo, plot)

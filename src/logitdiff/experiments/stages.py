@@ -24,7 +24,7 @@ from logitdiff.experiments.grid import Cell
 from logitdiff.experiments.judge_choice import judge_label, resolve_judge_id
 from logitdiff.experiments.settings import RunSettings
 from logitdiff.judge.factory import make_judge
-from logitdiff.judge.frequent_tokens import frequent_training_tokens
+from logitdiff.judge.frequent_tokens import FrequentTokens, frequent_training_tokens
 from logitdiff.judge.llm_judge import LLMJudge
 from logitdiff.judge.relevance import Judge, grade_lists, mostly_unknown
 from logitdiff.llm.client import LLMClient
@@ -73,7 +73,7 @@ class Stages:
     agent_llm: LLMClient | None = None
     grader_llm: LLMClient | None = None
     _pairs: _PairCache = field(default_factory=_PairCache)
-    _frequent: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    _frequent: dict[tuple[str, str, str], FrequentTokens] = field(default_factory=dict)
     # Cells whose method result was (re)computed in this run: their old grades and agent runs are stale.
     fresh: set[Cell] = field(default_factory=set)
 
@@ -201,12 +201,13 @@ class Stages:
             self.fail(c, "pass", reason)
         return cells
 
-    def _frequent_tokens(self, cell: Cell) -> list[str]:
-        key = (cell.model, cell.organism)
+    def _frequent_tokens(self, cell: Cell) -> FrequentTokens:
+        """Per finetune (variants may come from different places), asked once per run."""
+        key = (cell.model, cell.organism, cell.variant)
         if key not in self._frequent:
-            model_cfg, _, organism = self.configs(cell)
+            model_cfg, ref, organism = self.configs(cell)
             tokenizer = self._pairs.pair.tokenizer if self._pairs.pair is not None else load_tokenizer(base_source(model_cfg))
-            self._frequent[key] = frequent_training_tokens(organism, tokenizer, self.settings.cache_folder())
+            self._frequent[key] = frequent_training_tokens(organism, ref, tokenizer, self.settings.cache_folder())
         return self._frequent[key]
 
     def _relevance_stage(self, cells: list[Cell]) -> None:
@@ -218,7 +219,8 @@ class Stages:
         organism = self.reg.organism(todo[0].organism)
         per_cell = {c: candidate_lists(self.store, c) for c in todo}
         flat = [lst for lists in per_cell.values() for lst in lists]
-        graded = iter(asyncio.run(grade_lists(self.judge, organism, self._frequent_tokens(todo[0]), flat)))
+        frequent = self._frequent_tokens(todo[0])
+        graded = iter(asyncio.run(grade_lists(self.judge, organism, frequent.tokens, flat, trivial_unavailable=frequent.unavailable)))
         for c, lists in per_cell.items():
             mine = [next(graded) for _ in lists]
             result = RelevanceResult(judge=self.judge_id, judge_is_offline=self.judge_id.startswith("offline"), cell=c, lists=mine)

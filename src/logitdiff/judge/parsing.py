@@ -12,21 +12,18 @@ _LINE = re.compile(r"^[\s*`>-]*ANSWER\s*\[\s*(\d+)\s*\]\s*:?[\s*`]*:?\s*(RELEVAN
 
 
 def parse_answers(text: str, n: int) -> dict[int, Label]:
-    """Labels by 1-based candidate number. Numbers outside 1..n are ignored; a number given two
-    different labels is treated as unanswered."""
+    """Labels by 1-based candidate number. Numbers outside 1..n are ignored; a number answered more
+    than once takes its last answer (as the reference does: a judge that corrects itself means the
+    correction)."""
     found: dict[int, Label] = {}
-    conflicting: set[int] = set()
     for line in text.splitlines():
         match = _LINE.match(line)
         if not match:
             continue
         index, label = int(match.group(1)), match.group(2).upper()
-        if not 1 <= index <= n:
-            continue
-        if found.get(index, label) != label:
-            conflicting.add(index)
-        found[index] = label  # type: ignore[assignment]
-    return {i: lab for i, lab in found.items() if i not in conflicting}
+        if 1 <= index <= n:
+            found[index] = label  # type: ignore[assignment]
+    return found
 
 
 def missing_indices(answers: dict[int, Label], n: int) -> list[int]:

@@ -63,14 +63,16 @@ class OrderingResult(_Record):
 
 
 class RelevanceMetrics(_Record):
-    """Percentages are in 0..100; UNKNOWN counts as not relevant."""
+    """Percentages are in 0..100; UNKNOWN counts as not relevant. trivial_percentage is None when the
+    finetune's training data could not be read (trivial_unavailable says why)."""
 
     percentage: float
     weighted_percentage: float
-    trivial_percentage: float
+    trivial_percentage: float | None
     n_candidates: int
     n_relevant: int
     n_unknown: int
+    trivial_unavailable: str | None = None
 
 
 class GradedList(_Record):
@@ -105,7 +107,8 @@ def aggregate(votes: Sequence[Label], agreement: Agreement) -> Label:
     return "UNKNOWN"
 
 
-def relevance_metrics(candidates: Sequence[Candidate], labels: Sequence[Label], frequent: Sequence[str]) -> RelevanceMetrics:
+def relevance_metrics(candidates: Sequence[Candidate], labels: Sequence[Label], frequent: Sequence[str],
+                      trivial_unavailable: str | None = None) -> RelevanceMetrics:
     n = len(candidates)
     relevant = [c for c, lab in zip(candidates, labels, strict=True) if lab == "RELEVANT"]
     total_weight = sum(abs(c.weight) for c in candidates)
@@ -114,10 +117,11 @@ def relevance_metrics(candidates: Sequence[Candidate], labels: Sequence[Label], 
     return RelevanceMetrics(
         percentage=100.0 * len(relevant) / n if n else 0.0,
         weighted_percentage=100.0 * sum(abs(c.weight) for c in relevant) / total_weight if total_weight else 0.0,
-        trivial_percentage=100.0 * trivial / n if n else 0.0,
+        trivial_percentage=None if trivial_unavailable else (100.0 * trivial / n if n else 0.0),
         n_candidates=n,
         n_relevant=len(relevant),
         n_unknown=sum(lab == "UNKNOWN" for lab in labels),
+        trivial_unavailable=trivial_unavailable,
     )
 
 
@@ -132,8 +136,9 @@ async def _grade_ordering(judge: Judge, organism: OrganismConfig, frequent: Sequ
 
 
 async def grade_list(judge: Judge, organism: OrganismConfig, frequent: Sequence[str], candidates: CandidateList,
-                     agreement: Agreement = "all") -> GradedList:
-    """Grade one list in all orderings at once; a failed request marks the list failed with the reason."""
+                     agreement: Agreement = "all", trivial_unavailable: str | None = None) -> GradedList:
+    """Grade one list in all orderings at once; a failed request marks the list failed with the reason.
+    trivial_unavailable: why there are no frequent tokens (then trivial_percentage is None)."""
     tokens = [c.token for c in candidates.candidates]
     jobs = [_grade_ordering(judge, organism, frequent, tokens, r) for r in ROTATIONS]
     outcomes = await asyncio.gather(*jobs, return_exceptions=True)
@@ -148,18 +153,18 @@ async def grade_list(judge: Judge, organism: OrganismConfig, frequent: Sequence[
         graded.failed = str(errors[0])
         return graded
     graded.labels = [aggregate([o.labels[i] for o in done], agreement) for i in range(len(tokens))]
-    graded.metrics = relevance_metrics(candidates.candidates, graded.labels, frequent)
+    graded.metrics = relevance_metrics(candidates.candidates, graded.labels, frequent, trivial_unavailable)
     if mostly_unknown(graded.metrics):
         graded.failed = f"judge could not label {graded.metrics.n_unknown} of {len(tokens)}"
     return graded
 
 
 async def grade_lists(judge: Judge, organism: OrganismConfig, frequent: list[str], lists: Sequence[CandidateList],
-                      agreement: Agreement = "all", progress: bool = True) -> list[GradedList]:
+                      agreement: Agreement = "all", progress: bool = True, trivial_unavailable: str | None = None) -> list[GradedList]:
     """Grade every list concurrently (the judge's client bounds the requests in flight); results in input order."""
     with tqdm(total=len(lists), desc=f"judge {judge.id}", unit="list", disable=not progress) as bar:
         async def one(cl: CandidateList) -> GradedList:
-            graded = await grade_list(judge, organism, frequent, cl, agreement)
+            graded = await grade_list(judge, organism, frequent, cl, agreement, trivial_unavailable)
             bar.update(1)
             return graded
 

@@ -64,12 +64,13 @@ def _top(probs: torch.Tensor, n: int, tokenizer: object) -> LensTokens:
     return LensTokens(token_ids=id_list, tokens=[tokenizer.decode([i]) for i in id_list], probs=[float(v) for v in p])  # type: ignore[attr-defined]
 
 
-def lens_positions(x: torch.Tensor, pair: ModelPair, top_n: int) -> list[LensPosition]:
+def lens_positions(x: torch.Tensor, pair: ModelPair, top_n: int, first_position: int = 0) -> list[LensPosition]:
+    """Row i of x is token position first_position + i."""
     z = lens_logits(x, pair).cpu()
     n = min(top_n, z.shape[-1])
     pos, neg = torch.softmax(z, dim=-1), torch.softmax(-z, dim=-1)
     return [
-        LensPosition(position=t, positive=_top(pos[t], n, pair.tokenizer), negative=_top(neg[t], n, pair.tokenizer))
+        LensPosition(position=first_position + t, positive=_top(pos[t], n, pair.tokenizer), negative=_top(neg[t], n, pair.tokenizer))
         for t in range(z.shape[0])
     ]
 
@@ -82,7 +83,7 @@ def logit_lens(stats: AdlStats, pair: ModelPair, top_n: int = LENS_TOP_N) -> Adl
         positions=stats.positions_per_text,
         base_norm=stats.base_norm,
         ft_norm=stats.ft_norm,
-        delta=lens_positions(stats.delta_mean, pair, top_n),
-        base_mean=lens_positions(stats.base_mean, pair, top_n),
-        ft_mean=lens_positions(stats.ft_mean, pair, top_n),
+        delta=lens_positions(stats.delta_mean, pair, top_n, stats.first_position),
+        base_mean=lens_positions(stats.base_mean, pair, top_n, stats.first_position),
+        ft_mean=lens_positions(stats.ft_mean, pair, top_n, stats.first_position),
     )

@@ -13,6 +13,10 @@ ORDERINGS = ("top_k_occurring", "fraction_positive_diff")
 
 
 class OrderingEntry(BaseModel):
+    """count_pos / count_neg are the counts behind this ordering's value (as in the reference):
+    top_k_occurring: #positions with the id among the K largest / K smallest d;
+    fraction_positive_diff: #positions with d > 0 / with d ≤ 0 (the two add up to all positions)."""
+
     token_id: int
     token: str  # tokenizer.decode([token_id]), e.g. " cake"
     value: float
@@ -37,18 +41,24 @@ def orderings(counters: LogitDiffCounters, tokenizer: PreTrainedTokenizerBase, t
         "top_k_occurring": 100.0 * count_pos.astype(np.float64) / positions,
         "fraction_positive_diff": counters.npos.numpy().astype(np.float64) / positions,
     }
+    npos = counters.npos.numpy()
+    counts = {
+        "top_k_occurring": (count_pos, count_neg),
+        "fraction_positive_diff": (npos, positions - npos),
+    }
     n = min(len(count_pos), max(MIN_ENTRIES, top_k))
     out: dict[str, list[OrderingEntry]] = {}
     for name in ORDERINGS:
         value = values[name]
+        pos, neg = counts[name]
         out[name] = [
             OrderingEntry(
                 token_id=int(i),
                 token=tokenizer.decode([int(i)]),
                 value=float(value[i]),
                 avg_diff=float(avg[i]),
-                count_pos=int(count_pos[i]),
-                count_neg=int(count_neg[i]),
+                count_pos=int(pos[i]),
+                count_neg=int(neg[i]),
             )
             for i in ranked_ids(value, avg, n)
         ]

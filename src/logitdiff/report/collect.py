@@ -51,6 +51,7 @@ def _relevance_rows(res: RelevanceResult, cell: Cell) -> list[dict[str, object]]
                 "weighted_percentage": metrics.weighted_percentage if metrics else None,
                 "trivial_percentage": metrics.trivial_percentage if metrics else None,
                 "n_unknown": labels.count("UNKNOWN"),
+                "trivial_unavailable": metrics.trivial_unavailable if metrics else None,
                 "failed": lst.failed,
                 "tokens": [{"token": c.token, "weight": c.weight, "label": label} for c, label in zip(lst.candidates, labels, strict=True)],
             }
