@@ -45,13 +45,14 @@ def judge_server() -> Iterator[ChatServer]:
         server.stop()
 
 
-def cli(tiny: TinySetup, *args: str, umask: int | None = None, as_unprivileged_root: bool = False) -> subprocess.CompletedProcess[str]:
+def cli(tiny: TinySetup, *args: str, umask: int | None = None, as_unprivileged_root: bool = False,
+        cache: Path | None = None) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-c", "from logitdiff.cli import main; main()", *args]
     if as_unprivileged_root:
         # Root ignores file modes; without CAP_DAC_OVERRIDE it obeys them like any user.
         command = ["setpriv", "--bounding-set=-dac_override", *command]
     return subprocess.run(
-        command, env={**tiny.env, "COLUMNS": "250"}, capture_output=True, text=True, timeout=600,
+        command, env={**tiny.env, "COLUMNS": "250", **({"LOGITDIFF_CACHE": str(cache)} if cache else {})}, capture_output=True, text=True, timeout=600,
         preexec_fn=None if umask is None else (lambda: os.umask(umask)),  # the child only: the test process keeps its umask
     )
 
@@ -115,7 +116,8 @@ def weak_judge(request: SeenRequest) -> str:
 def test_mostly_unknown_list_is_failed_not_zero(tiny: TinySetup, judge_server: ChatServer, tmp_path: Path) -> None:
     judge_server.reset(weak_judge)
     try:
-        res = cli(tiny, *experiment_args(tmp_path, judge_server))
+        # Its own response cache: the weak answers must not be served to the other tests' identical requests.
+        res = cli(tiny, *experiment_args(tmp_path, judge_server), cache=tmp_path / "cache")
     finally:
         judge_server.reset(scripted_judge)
     assert res.returncode == 1, res.stderr[-3000:]  # failed lists make the run exit non-zero
