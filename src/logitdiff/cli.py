@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.exceptions import TyperException
 
 from logitdiff.config.loader import Registry
 from logitdiff.errors import UserError
@@ -115,9 +116,8 @@ def _experiment_command(cli_name: str) -> Callable[..., None]:
         cache_dir: CacheDir = None,
         llm_timeout: LlmTimeout = DEFAULT_TIMEOUT_S,
         llm_retries: LlmRetries = DEFAULT_RETRIES,
+        check: Annotated[bool, typer.Option("--check", help="Validate every option (models, organism, variants, values, K within the vocabulary, LLM ids, corpus file), print the cell count and exit.")] = False,
     ) -> None:
-        from logitdiff.experiments.runner import run_experiment
-
         settings = RunSettings(
             experiment=cli_name,
             grid=_grid_options(model, organism, organism_variant, seeds, values, samples, positions, top_k, corpus),
@@ -143,6 +143,13 @@ def _experiment_command(cli_name: str) -> Callable[..., None]:
             llm_timeout_s=llm_timeout,
             llm_retries=llm_retries,
         )
+        if check:
+            from logitdiff.experiments.validate import validated_cells
+
+            typer.echo(f"ok: {cli_name}, {len(validated_cells(Registry.load(), settings))} cells")
+            return
+        from logitdiff.experiments.runner import run_experiment
+
         summary = run_experiment(Registry.load(), settings)
         if summary.failed:
             raise typer.Exit(1)  # failures are listed in the summary; the stored cells stay usable
@@ -222,7 +229,21 @@ def main() -> None:
 
         app.add_typer(organism_app, name="organism", help="Build the offline model organism.")
     try:
-        app()
+        # Not standalone: usage errors (unknown option, bad value) come back here instead of being
+        # drawn as a multi-line box, so they end in one line like every other user error.
+        code = app(standalone_mode=False)
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except TyperException as exc:
+        message = exc.format_message()
+        if "\n" in message.strip():  # a command given without arguments: its help text
+            typer.echo(message, err=True)
+        else:
+            ctx = getattr(exc, "ctx", None)
+            typer.echo(f"error: {message}{f' (see {ctx.command_path} --help)' if ctx is not None else ''}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

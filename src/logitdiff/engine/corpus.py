@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from logitdiff.engine.hub import hub_reachable
+from logitdiff.engine.hub import hub_reachable, in_hf_cache
 from logitdiff.errors import UserError
 
 LOCAL_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet", ".txt")
@@ -114,15 +114,9 @@ def iter_dataset(ds: object, seed: int, name: str) -> Iterator[tuple[int, str]]:
             yield int(row), text or ""
 
 
-def _in_hf_cache(corpus: str) -> bool:
-    from huggingface_hub.constants import HF_HUB_CACHE
-
-    return (Path(HF_HUB_CACHE) / f"datasets--{corpus.replace('/', '--')}").is_dir()
-
-
 def _load_hub(corpus: str) -> object:
     advice = f"pass a local file with --corpus FILE ({', '.join(LOCAL_SUFFIXES)})"
-    if not hub_reachable() and not _in_hf_cache(corpus):
+    if not hub_reachable() and not in_hf_cache(corpus, "dataset"):
         # Fail at once: datasets would retry the unreachable hub for ~30 s before giving up.
         raise UserError(f"corpus {corpus!r}: the Hugging Face hub is unreachable and the dataset is not in the local HF cache; {advice}")
     try:

@@ -144,7 +144,10 @@ def expand(reg: Registry, exp: ExperimentConfig, opts: GridOptions) -> list[Cell
                         value=value,
                     )
                 )
+    vocab = reg.model(model).vocab_size
     for cell in cells:
+        if vocab is not None and cell.method == "logitdiff" and cell.top_k > vocab:
+            raise UserError(f"K={cell.top_k} exceeds the vocabulary of {model} ({vocab} tokens); cell {cell.label()}")
         if cell.method == "adl" and cell.positions <= 5:
             raise UserError(f"ADL needs more than 5 positions (its norms use positions >= 5); cell {cell.label()} has T={cell.positions}")
     return cells
