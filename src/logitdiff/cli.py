@@ -218,6 +218,49 @@ def status(
     print_status(cells, results_dir, judge, drop_bos)
 
 
+@app.command()
+def show(
+    experiment: Annotated[str, typer.Argument(help="mix-ratio, topk-depth, token-positions or n-samples.")],
+    model: Model = None,
+    organism: Organism = None,
+    organism_variant: Variant = None,
+    value: Annotated[Optional[str], typer.Option("--value", help="Only this value of the swept parameter.")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Only this seed.")] = None,
+    method: Annotated[Optional[str], typer.Option("--method", help="Only this method: logitdiff or adl.")] = None,
+    all_orderings: Annotated[bool, typer.Option("--all-orderings", help="Token tables for every LogitDiff ordering, not only top_k_occurring.")] = False,
+    seeds: Seeds = None,
+    values: Values = None,
+    samples: Samples = None,
+    positions: Positions = None,
+    top_k: TopK = None,
+    corpus: Corpus = None,
+    results_dir: ResultsDir = Path("results"),
+    judge: Annotated[Optional[str], typer.Option("--judge", help="Judge whose grades to show.")] = None,
+    drop_bos: Annotated[bool, typer.Option("--drop-bos")] = False,
+) -> None:
+    """Print graded top tokens (weights, labels) and the relevance table from stored results."""
+    from rich.console import Console
+
+    from logitdiff.experiments.judge_choice import resolve_judge_id
+    from logitdiff.report.show import select_cells, show as show_tables
+    from logitdiff.results.store import ResultsStore
+
+    if method not in (None, "logitdiff", "adl"):
+        raise UserError(f"--method must be logitdiff or adl, got {method!r}")
+    reg = Registry.load()
+    exp = reg.experiment(experiment)
+    cells = expand(reg, exp, _grid_options(model, organism, organism_variant, seeds, values, samples, positions, top_k, corpus))
+    chosen = select_cells(cells, value, seed, method)
+    if not chosen:
+        given = " ".join(f"--{k} {v}" for k, v in (("value", value), ("seed", seed), ("method", method)) if v is not None)
+        raise UserError(
+            f"no cell of {exp.cli_name} matches {given}; "
+            f"values: {', '.join(dict.fromkeys(str(c.value) for c in cells))}; seeds: {', '.join(dict.fromkeys(str(c.seed) for c in cells))}"
+        )
+    if not show_tables(chosen, ResultsStore(results_dir, drop_bos=drop_bos), resolve_judge_id(judge), Console(), all_orderings=all_orderings):
+        raise typer.Exit(1)
+
+
 def _wants_organism_app(argv: list[str]) -> bool:
     """The organism recipe imports torch/transformers (~9 s); load it only when it can be reached."""
     return not argv or argv[0] in ("organism", "--help", "-h")

@@ -7,12 +7,11 @@ that checks each call before submitting sees exactly the errors the jobs would h
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import get_args
 
 from logitdiff.config.loader import Registry
 from logitdiff.config.schema import Dtype
-from logitdiff.engine.corpus import looks_local
+from logitdiff.engine.corpus import local_corpus_path, looks_local
 from logitdiff.errors import UserError
 from logitdiff.experiments.grid import Cell, expand
 from logitdiff.experiments.judge_choice import resolve_judge_id
@@ -31,6 +30,6 @@ def validated_cells(reg: Registry, settings: RunSettings) -> list[Cell]:
         raise UserError(f"--dtype {settings.dtype!r}: allowed values are auto, {', '.join(get_args(Dtype))}")
     if settings.mode is not Mode.plotting:
         for corpus in dict.fromkeys(c.corpus for c in cells):
-            if looks_local(corpus) and not Path(corpus).expanduser().is_file():
+            if looks_local(corpus) and not local_corpus_path(corpus).is_file():
                 raise UserError(f"corpus file {corpus} does not exist; pass an existing file with --corpus")
     return cells
