@@ -13,11 +13,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/scripts/launch_common.sh"
 parse_arguments "$@"
 check_tools
 
-# Validate every grid before submitting anything, so a bad option submits nothing.
+# Check every call before submitting anything, so a bad option submits nothing.
 for exp in $(experiments); do
   experiment_arguments "$exp" quiet
-  "$LOGITDIFF_BIN" grid "$exp" --count --model "$MODEL" --organism "$ORGANISM" "${GRID_ARGS[@]}" >/dev/null ||
-    die "invalid options for $exp (see the message above)"
+  check_call "$exp"
 done
 
 for exp in $(experiments); do

@@ -15,10 +15,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/scripts/launch_common.sh"
 parse_arguments "$@"
 check_tools
 
-# Size every array before submitting anything, so a bad option submits nothing.
+# Check every call and size every array before submitting anything, so a bad option submits nothing.
 declare -A COUNT
 for exp in $(experiments); do
   experiment_arguments "$exp" quiet
+  check_call "$exp"
   COUNT[$exp]=$("$LOGITDIFF_BIN" grid "$exp" --count --model "$MODEL" --organism "$ORGANISM" "${GRID_ARGS[@]}") ||
     die "could not size the $exp array (see the message above)"
   [[ ${COUNT[$exp]} =~ ^[1-9][0-9]*$ ]] || die "logitdiff grid $exp --count printed '${COUNT[$exp]}', expected a positive number"

@@ -109,6 +109,16 @@ experiment_arguments() {
   done
 }
 
+# Stop with logitdiff's own one-line error unless `logitdiff EXPERIMENT --check` accepts the whole
+# argument list the jobs of experiment "$1" will get (RUN_ARGS, from experiment_arguments).
+check_call() {
+  local exp=$1 msg
+  if ! msg=$("$LOGITDIFF_BIN" "$exp" --check --model "$MODEL" --organism "$ORGANISM" --mode "$MODE" "${RUN_ARGS[@]}" 2>&1 >/dev/null); then
+    msg=$(printf '%s\n' "$msg" | grep -v '^[[:space:]]*$' | tail -n 1)
+    die "$exp: ${msg#error: }"
+  fi
+}
+
 # Quote words for a POSIX sh command line (sbatch --wrap runs /bin/sh).
 shell_join() {
   local out="" word

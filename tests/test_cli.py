@@ -89,3 +89,26 @@ def test_registry_finds_shared_weights_only_for_the_copy_error() -> None:
     # cake_bake lists the same Llama adapter under llama32_1B and llama32_1B_Instruct (two model names),
     # which is not a variant copy error; within one model only the fda_approval pair shares weights.
     assert shared == {("fda_approval", "gemma3_1B", "mix1-1p0"), ("fda_approval", "gemma3_1B", "mix1-0p9")}
+
+
+def test_unknown_option_is_one_line_with_the_suggestion() -> None:
+    line = _one_line_error(run("topk-depth", "--seed", "42"))
+    assert "No such option: --seed" in line and "--seeds" in line
+
+
+def test_check_validates_everything_and_runs_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ok = run("topk-depth", "--model", "gemma3_1B", "--seeds", "42", "--check", "--results-dir", str(tmp_path / "r"))
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == "ok: topk-depth, 9 cells"
+    assert not (tmp_path / "r").exists()
+    line = _one_line_error(run("topk-depth", "--model", "gemma3_1B", "--values", "5,262145", "--check"))
+    assert "K=262145 exceeds the vocabulary of gemma3_1B (262144 tokens)" in line
+    assert run("topk-depth", "--model", "gemma3_1B", "--values", "262144", "--seeds", "42", "--check").returncode == 0
+    assert "exceeds the vocabulary of smollm2_135M" in _one_line_error(run("mix-ratio", "--model", "smollm2_135M", "--top-k", "50000", "--check"))
+    assert "--dtype 'fp8'" in _one_line_error(run("n-samples", "--dtype", "fp8", "--check"))
+    assert "corpus file" in _one_line_error(run("n-samples", "--corpus", str(tmp_path / "none.jsonl"), "--check"))
+    assert "bad LLM id" in _one_line_error(run("n-samples", "--agent-llm", "gpt5", "--check"))
+
+
+def test_grid_refuses_k_above_the_vocabulary() -> None:
+    assert "exceeds the vocabulary" in _one_line_error(run("grid", "topk-depth", "--model", "smollm2_135M", "--values", "5,50000", "--count"))

@@ -130,6 +130,33 @@ def test_bad_options_submit_nothing(script: Path) -> None:
     assert "--seeds expects comma-separated integers" in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "extra_env", "message"),
+    [
+        (["--seed", "42"], {}, "mix-ratio: No such option: --seed (Possible options: --seeds)"),
+        (["--top-k", "300000"], {}, "mix-ratio: K=300000 exceeds the vocabulary of gemma3_1B (262144 tokens)"),
+        ([], {"TOPK_DEPTH_ARGS": "--values 5,300000"}, "topk-depth: K=300000 exceeds the vocabulary of gemma3_1B"),
+        (["--judge", "offline", "--mode"], {}, "mix-ratio: Option '--mode' requires an argument"),
+    ],
+    ids=["misspelled-option", "k-above-vocabulary", "k-above-vocabulary-one-experiment", "missing-value"],
+)
+def test_array_launcher_checks_every_option_before_submitting(args: list[str], extra_env: dict[str, str], message: str, tmp_path: Path) -> None:
+    # A fake sbatch that records any call: none may happen.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "sbatch_calls"
+    (bin_dir / "sbatch").write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\necho 1\n")
+    (bin_dir / "sbatch").chmod(0o755)
+    env = {**dry_env(**extra_env), "PATH": f"{bin_dir}{os.pathsep}{dry_env()['PATH']}"}
+    for dry in ("1", "0"):
+        env["DRY_RUN"] = dry
+        done = launch(ARRAY, ["gemma3_1B", "cake_bake", "diffing", *args], env, tmp_path)
+        assert done.returncode == 2, (done.stdout, done.stderr)
+        assert not sbatch_lines(done.stdout) and not calls.exists()
+        lines = [ln for ln in done.stderr.splitlines() if ln.strip() and not ln.startswith("note:")]
+        assert len(lines) == 1 and lines[0].startswith(f"error: {message}"), done.stderr
+
+
 @pytest.mark.parametrize("args", [["gemma3_1B"], ["gemma3_1B", "cake_bake", "fast"]], ids=["too-few", "bad-mode"])
 def test_usage_errors(args: list[str]) -> None:
     done = launch(ARRAY, args, dry_env(), REPO)

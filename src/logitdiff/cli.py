@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.exceptions import TyperException
 
 from logitdiff.config.loader import Registry
 from logitdiff.errors import UserError
@@ -115,9 +116,8 @@ def _experiment_command(cli_name: str) -> Callable[..., None]:
         cache_dir: CacheDir = None,
         llm_timeout: LlmTimeout = DEFAULT_TIMEOUT_S,
         llm_retries: LlmRetries = DEFAULT_RETRIES,
+        check: Annotated[bool, typer.Option("--check", help="Validate every option (models, organism, variants, values, K within the vocabulary, LLM ids, corpus file), print the cell count and exit.")] = False,
     ) -> None:
-        from logitdiff.experiments.runner import run_experiment
-
         settings = RunSettings(
             experiment=cli_name,
             grid=_grid_options(model, organism, organism_variant, seeds, values, samples, positions, top_k, corpus),
@@ -143,6 +143,13 @@ def _experiment_command(cli_name: str) -> Callable[..., None]:
             llm_timeout_s=llm_timeout,
             llm_retries=llm_retries,
         )
+        if check:
+            from logitdiff.experiments.validate import validated_cells
+
+            typer.echo(f"ok: {cli_name}, {len(validated_cells(Registry.load(), settings))} cells")
+            return
+        from logitdiff.experiments.runner import run_experiment
+
         summary = run_experiment(Registry.load(), settings)
         if summary.failed:
             raise typer.Exit(1)  # failures are listed in the summary; the stored cells stay usable
@@ -211,6 +218,49 @@ def status(
     print_status(cells, results_dir, judge, drop_bos)
 
 
+@app.command()
+def show(
+    experiment: Annotated[str, typer.Argument(help="mix-ratio, topk-depth, token-positions or n-samples.")],
+    model: Model = None,
+    organism: Organism = None,
+    organism_variant: Variant = None,
+    value: Annotated[Optional[str], typer.Option("--value", help="Only this value of the swept parameter.")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Only this seed.")] = None,
+    method: Annotated[Optional[str], typer.Option("--method", help="Only this method: logitdiff or adl.")] = None,
+    all_orderings: Annotated[bool, typer.Option("--all-orderings", help="Token tables for every LogitDiff ordering, not only top_k_occurring.")] = False,
+    seeds: Seeds = None,
+    values: Values = None,
+    samples: Samples = None,
+    positions: Positions = None,
+    top_k: TopK = None,
+    corpus: Corpus = None,
+    results_dir: ResultsDir = Path("results"),
+    judge: Annotated[Optional[str], typer.Option("--judge", help="Judge whose grades to show.")] = None,
+    drop_bos: Annotated[bool, typer.Option("--drop-bos")] = False,
+) -> None:
+    """Print graded top tokens (weights, labels) and the relevance table from stored results."""
+    from rich.console import Console
+
+    from logitdiff.experiments.judge_choice import resolve_judge_id
+    from logitdiff.report.show import select_cells, show as show_tables
+    from logitdiff.results.store import ResultsStore
+
+    if method not in (None, "logitdiff", "adl"):
+        raise UserError(f"--method must be logitdiff or adl, got {method!r}")
+    reg = Registry.load()
+    exp = reg.experiment(experiment)
+    cells = expand(reg, exp, _grid_options(model, organism, organism_variant, seeds, values, samples, positions, top_k, corpus))
+    chosen = select_cells(cells, value, seed, method)
+    if not chosen:
+        given = " ".join(f"--{k} {v}" for k, v in (("value", value), ("seed", seed), ("method", method)) if v is not None)
+        raise UserError(
+            f"no cell of {exp.cli_name} matches {given}; "
+            f"values: {', '.join(dict.fromkeys(str(c.value) for c in cells))}; seeds: {', '.join(dict.fromkeys(str(c.seed) for c in cells))}"
+        )
+    if not show_tables(chosen, ResultsStore(results_dir, drop_bos=drop_bos), resolve_judge_id(judge), Console(), all_orderings=all_orderings):
+        raise typer.Exit(1)
+
+
 def _wants_organism_app(argv: list[str]) -> bool:
     """The organism recipe imports torch/transformers (~9 s); load it only when it can be reached."""
     return not argv or argv[0] in ("organism", "--help", "-h")
@@ -222,7 +272,21 @@ def main() -> None:
 
         app.add_typer(organism_app, name="organism", help="Build the offline model organism.")
     try:
-        app()
+        # Not standalone: usage errors (unknown option, bad value) come back here instead of being
+        # drawn as a multi-line box, so they end in one line like every other user error.
+        code = app(standalone_mode=False)
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except TyperException as exc:
+        message = exc.format_message()
+        if "\n" in message.strip():  # a command given without arguments: its help text
+            typer.echo(message, err=True)
+        else:
+            ctx = getattr(exc, "ctx", None)
+            typer.echo(f"error: {message}{f' (see {ctx.command_path} --help)' if ctx is not None else ''}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -27,6 +27,8 @@ class ModelConfig(_Strict):
     name: str
     hf_id: str
     num_layers: int = Field(gt=0)
+    # Width of the output logits; when given, grids refuse K above it before anything runs.
+    vocab_size: int | None = Field(default=None, gt=0)
     dtype: Dtype = "bfloat16"
     attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] = "sdpa"
     has_chat_template: bool = True

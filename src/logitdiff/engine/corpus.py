@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from logitdiff.engine.hub import hub_reachable
+from logitdiff.engine.hub import hub_reachable, in_hf_cache
 from logitdiff.errors import UserError
+from logitdiff.paths import resolve_repo_path
 
 LOCAL_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet", ".txt")
 _ROW = "__logitdiff_row__"
@@ -35,6 +36,16 @@ def looks_local(corpus: str) -> bool:
     """A path-like name (existing, or with a known suffix or a folder part) is a local file, never a hub id."""
     p = Path(corpus)
     return p.exists() or _local_suffix(p) is not None or corpus.startswith((".", "/", "~"))
+
+
+def local_corpus_path(corpus: str) -> Path:
+    """A local corpus as given: relative to the working folder, else to the repository root (where
+    configs' bundled corpora are named from), so records keep the path as the user or config wrote it."""
+    path = Path(corpus).expanduser()
+    if path.is_absolute() or path.exists():
+        return path
+    in_repo = resolve_repo_path(path)
+    return in_repo if in_repo.exists() else path
 
 
 def _not_utf8(path: Path, line_no: int, exc: UnicodeDecodeError) -> UserError:
@@ -114,15 +125,9 @@ def iter_dataset(ds: object, seed: int, name: str) -> Iterator[tuple[int, str]]:
             yield int(row), text or ""
 
 
-def _in_hf_cache(corpus: str) -> bool:
-    from huggingface_hub.constants import HF_HUB_CACHE
-
-    return (Path(HF_HUB_CACHE) / f"datasets--{corpus.replace('/', '--')}").is_dir()
-
-
 def _load_hub(corpus: str) -> object:
     advice = f"pass a local file with --corpus FILE ({', '.join(LOCAL_SUFFIXES)})"
-    if not hub_reachable() and not _in_hf_cache(corpus):
+    if not hub_reachable() and not in_hf_cache(corpus, "dataset"):
         # Fail at once: datasets would retry the unreachable hub for ~30 s before giving up.
         raise UserError(f"corpus {corpus!r}: the Hugging Face hub is unreachable and the dataset is not in the local HF cache; {advice}")
     try:
@@ -136,6 +141,6 @@ def _load_hub(corpus: str) -> object:
 def load_corpus(corpus: str, seed: int) -> Iterator[tuple[int, str]]:
     """(row index, text) pairs in the seed's shuffled order. Raises UserError if the corpus is unavailable."""
     if looks_local(corpus):
-        texts = read_local_texts(Path(corpus).expanduser())  # eager: a bad file fails before any model runs
+        texts = read_local_texts(local_corpus_path(corpus))  # eager: a bad file fails before any model runs
         return ((int(row), texts[row]) for row in shuffled_order(len(texts), seed))
     return iter_dataset(_load_hub(corpus), seed, corpus)

@@ -1,8 +1,13 @@
-"""Is the Hugging Face hub reachable? Decided once per process by a short TCP probe."""
+"""Hub access without the hub library's retry loops: a short reachability probe, a look into the local
+HF cache, and telling local folders apart from hub ids."""
 
 import os
 import socket
 from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from logitdiff.paths import resolve_repo_path
 
 
 @cache
@@ -14,3 +19,23 @@ def hub_reachable(timeout_s: float = 3.0) -> bool:
             return True
     except OSError:
         return False
+
+
+def in_hf_cache(repo_id: str, repo_type: Literal["model", "dataset"]) -> bool:
+    """Whether the local HF cache (HF_HOME / HF_HUB_CACHE) holds at least one snapshot of the repo."""
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    snapshots = Path(HF_HUB_CACHE) / f"{repo_type}s--{repo_id.replace('/', '--')}" / "snapshots"
+    return snapshots.is_dir() and any(snapshots.iterdir())
+
+
+def local_folder(ref: str) -> Path | None:
+    """The folder a model/adapter reference names, or None for a hub id.
+
+    Absolute paths, `./`, `../` and `~` always mean a folder; a relative path counts as one when it
+    exists under the repository root (where configs' paths are relative to), so `org/name` stays a hub id.
+    """
+    if ref.startswith(("/", "./", "../", "~")):
+        return Path(ref).expanduser()
+    in_repo = resolve_repo_path(ref)
+    return in_repo if in_repo.is_dir() else None

@@ -20,7 +20,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 
 from logitdiff.cache_dir import cache_root
 from logitdiff.config.schema import FinetunedRef, GGUFSource, ModelConfig
-from logitdiff.engine.hub import hub_reachable
+from logitdiff.engine.hub import hub_reachable, local_folder
 from logitdiff.errors import UserError
 from logitdiff.paths import resolve_repo_path
 
@@ -107,6 +107,11 @@ def base_source(cfg: ModelConfig, local_path: str | None = None) -> str:
         if not path.is_dir():
             raise UserError(f"model folder {path} does not exist")
         return str(path)
+    folder = local_folder(cfg.hf_id)
+    if folder is not None:
+        if not folder.is_dir():
+            raise UserError(f"model {cfg.name}: hf_id {cfg.hf_id!r} names the folder {folder}, which does not exist")
+        return str(folder)
     if hub_reachable():
         return cfg.hf_id
     if cfg.offline_source is not None:
@@ -115,14 +120,15 @@ def base_source(cfg: ModelConfig, local_path: str | None = None) -> str:
 
 
 def load_tokenizer(source: str) -> PreTrainedTokenizerBase:
-    tok = AutoTokenizer.from_pretrained(source)
+    # Offline, read the HF cache directly instead of letting the hub client retry for minutes.
+    tok = AutoTokenizer.from_pretrained(source, local_files_only=not hub_reachable())
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
 
 
 def _load_lm(source: str, cfg: ModelConfig, dtype: torch.dtype, device: torch.device, device_map: str | None) -> PreTrainedModel:
-    kwargs: dict[str, object] = {"dtype": dtype, "attn_implementation": cfg.attn_implementation}
+    kwargs: dict[str, object] = {"dtype": dtype, "attn_implementation": cfg.attn_implementation, "local_files_only": not hub_reachable()}
     if device_map:
         kwargs["device_map"] = device_map
     try:
@@ -173,6 +179,15 @@ class ModelPair:
         return inner.model.norm, inner.get_output_embeddings()
 
 
+def _finetuned_source(path: str | None, hub_id: str | None) -> str:
+    """A local folder (an *_path, or an *_id that names a folder) or a hub id."""
+    if path:
+        return str(resolve_repo_path(path))
+    assert hub_id is not None
+    folder = local_folder(hub_id)
+    return str(folder) if folder is not None else hub_id
+
+
 def load_pair(
     cfg: ModelConfig,
     finetuned: FinetunedRef,
@@ -190,18 +205,16 @@ def load_pair(
     if finetuned.is_adapter:
         from peft import PeftModel
 
-        adapter = str(resolve_repo_path(finetuned.adapter_path)) if finetuned.adapter_path else finetuned.adapter_id
-        assert adapter is not None
+        adapter = _finetuned_source(finetuned.adapter_path, finetuned.adapter_id)
         try:
-            model = PeftModel.from_pretrained(base, adapter)
+            model = PeftModel.from_pretrained(base, adapter, local_files_only=not hub_reachable())
         except (OSError, ValueError) as exc:
             raise UserError(f"cannot load LoRA adapter {adapter!r}: {exc.__class__.__name__}; check the id/folder or download it") from exc
         model.eval()
         model.requires_grad_(False)
         full = None
     else:
-        src = str(resolve_repo_path(finetuned.model_path)) if finetuned.model_path else finetuned.model_id
-        assert src is not None
+        src = _finetuned_source(finetuned.model_path, finetuned.model_id)
         model, full = base, _load_lm(src, cfg, dt, dev, device_map)
     return ModelPair(
         tokenizer=tok,

@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict
 from logitdiff.config.loader import Registry
 from logitdiff.config.schema import ExperimentConfig, Method
 from logitdiff.errors import UserError
-from logitdiff.paths import resolve_repo_path
 
 ArrayUnit = Literal["cell", "pass"]
 
@@ -91,12 +90,9 @@ def _check_seeds(seeds: Sequence[int]) -> list[int]:
 
 
 def default_corpus(reg: Registry, exp: ExperimentConfig, model: str, organism: str) -> str:
-    """The organism's corpus for this model (a bundled file, relative to the repo root) or the grid's."""
-    configured = reg.organism(organism).default_corpus.get(model)
-    if configured is None:
-        return exp.corpus
-    bundled = resolve_repo_path(configured)
-    return str(bundled) if bundled.exists() else configured
+    """The organism's corpus for this model (a bundled file, kept relative to the repo root as the
+    config writes it, so records do not name this machine's folders) or the grid's."""
+    return reg.organism(organism).default_corpus.get(model, exp.corpus)
 
 
 def expand(reg: Registry, exp: ExperimentConfig, opts: GridOptions) -> list[Cell]:
@@ -144,7 +140,10 @@ def expand(reg: Registry, exp: ExperimentConfig, opts: GridOptions) -> list[Cell
                         value=value,
                     )
                 )
+    vocab = reg.model(model).vocab_size
     for cell in cells:
+        if vocab is not None and cell.method == "logitdiff" and cell.top_k > vocab:
+            raise UserError(f"K={cell.top_k} exceeds the vocabulary of {model} ({vocab} tokens); cell {cell.label()}")
         if cell.method == "adl" and cell.positions <= 5:
             raise UserError(f"ADL needs more than 5 positions (its norms use positions >= 5); cell {cell.label()} has T={cell.positions}")
     return cells

@@ -9,7 +9,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from logitdiff.engine.corpus import looks_local, read_local_texts
+from logitdiff.engine.corpus import local_corpus_path, looks_local, read_local_texts
 from logitdiff.engine.models import pick_device, requested_dtype
 from logitdiff.errors import UserError
 from logitdiff.experiments.grid import Cell
@@ -32,7 +32,7 @@ def check_writable_dir(path: Path, flag: str) -> None:
 def check_corpus(corpus: str) -> None:
     """A local corpus file must exist and parse (UTF-8, the expected fields); hub ids are checked by the pass."""
     if looks_local(corpus):
-        read_local_texts(Path(corpus).expanduser())
+        read_local_texts(local_corpus_path(corpus))
 
 
 def check_run_inputs(settings: RunSettings, todo: list[Cell], plot: bool) -> None:

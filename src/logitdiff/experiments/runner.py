@@ -17,10 +17,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from logitdiff.config.loader import Registry
-from logitdiff.experiments.grid import Cell, array_units, expand, task_for_id
+from logitdiff.experiments.grid import Cell, array_units, task_for_id
+from logitdiff.experiments.hub_preflight import check_hub_access, hub_needs
+from logitdiff.experiments.judge_choice import resolve_judge_id
 from logitdiff.experiments.settings import Mode, RunSettings
-from logitdiff.report.build import build_report
-from logitdiff.report.collect import blackbox_cells
+from logitdiff.experiments.validate import validated_cells
 from logitdiff.results.store import ResultsStore
 
 console = Console(stderr=True)
@@ -95,14 +96,20 @@ def _warn_shared_weights(reg: Registry, cells: Iterable[Cell]) -> None:
 
 
 def run_experiment(reg: Registry, settings: RunSettings) -> RunSummary:
-    from logitdiff.experiments.preflight import check_run_inputs
-    from logitdiff.experiments.stages import Stages
-
     exp = reg.experiment(settings.experiment)
-    cells = expand(reg, exp, settings.grid)
+    cells = validated_cells(reg, settings)
     _warn_shared_weights(reg, cells)
     store = ResultsStore(settings.results_dir, drop_bos=settings.drop_bos)
     todo, plot = _select(settings, cells)
+    if todo:
+        needs = hub_needs(reg, store, todo, resolve_judge_id(settings.judge), overwrite=settings.overwrite, with_agent=settings.mode is Mode.full)
+        check_hub_access(needs)
+    # torch and transformers load only after the hub check, so a doomed run ends in seconds.
+    from logitdiff.experiments.preflight import check_run_inputs
+    from logitdiff.experiments.stages import Stages
+    from logitdiff.report.build import build_report
+    from logitdiff.report.collect import blackbox_cells
+
     check_run_inputs(settings, todo, plot)
     summary = RunSummary()
     stages = Stages(reg, settings, store, summary, blackbox=frozenset(blackbox_cells(cells)))

@@ -28,7 +28,7 @@ from logitdiff.engine.hub import hub_reachable
 from logitdiff.judge.tokens import is_generic_piece, normalize_token
 from logitdiff.paths import resolve_repo_path
 from logitdiff.results.atomic import read_json, write_json
-from logitdiff.results.store import slug
+from logitdiff.results.names import slug
 
 MIN_COUNT = 10
 TOP_N = 100

@@ -2,7 +2,7 @@
 
 Layout under the results root (every parameter that changes a result is in its path):
 
-  <model>/<organism>/<variant>/<corpus>/seed<seed>/
+  <model>/<organism>/<variant>/<corpus>/seed<seed>/   (<corpus>: hub id, or file name + content hash)
       logitdiff/S<S>_T<T>_K<K>[_nobos]/
           pass_record.json                       run record of the pass (params, corpus rows, timings)
           orderings.json                         both orderings (top entries)
@@ -17,28 +17,34 @@ Layout under the results root (every parameter that changes a result is in its p
 
 from __future__ import annotations
 
-import hashlib
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from logitdiff.engine.corpus import local_corpus_path, looks_local
 from logitdiff.experiments.grid import Cell
+from logitdiff.results.corpus_id import corpus_folder_name, folders_named_for, legacy_folder_name
+from logitdiff.results.names import slug
 
 
-def slug(text: str) -> str:
-    """A file-system-safe, readable, unique name for ids like 'openrouter/openai/gpt-5-mini'."""
-    clean = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
-    if clean == text:
-        return clean
-    return f"{clean[:80]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+def corpus_folder(corpus: str, parent: Path) -> str:
+    """The corpus part of a pass folder under `parent` (<results>/<model>/<organism>/<variant>).
 
-
-def corpus_slug(corpus: str) -> str:
-    p = Path(corpus)
-    if p.exists():  # local file: name plus a hash of its absolute path
-        digest = hashlib.sha256(str(p.resolve()).encode()).hexdigest()[:8]
-        return f"{slug(p.name)}-{digest}"
-    return slug(corpus)
+    A hub dataset: its id. A local file: its name plus a hash of its content, so copies of the file
+    anywhere find the same results. Stored results are found under older names too: the path-hash
+    name this file had on this machine, or, when the file itself is absent here (results copied
+    without it), the one stored folder for a file of that name.
+    """
+    if not looks_local(corpus):
+        return slug(corpus)
+    path = local_corpus_path(corpus)
+    if path.is_file():
+        name = corpus_folder_name(path)
+        legacy = legacy_folder_name(path)
+        if not (parent / name).is_dir() and (parent / legacy).is_dir():
+            return legacy
+        return name
+    stored = folders_named_for(path.name, parent)
+    return stored[0].name if len(stored) == 1 else slug(path.name)
 
 
 @dataclass(frozen=True)
@@ -57,9 +63,15 @@ class AgentKey:
 class ResultsStore:
     root: Path
     drop_bos: bool = False
+    # (model, organism, variant, corpus) -> corpus folder name: resolved once per store.
+    _corpus_folders: dict[tuple[str, str, str, str], str] = field(default_factory=dict, compare=False, repr=False)
 
     def pass_dir(self, cell: Cell) -> Path:
-        return self.root / cell.model / cell.organism / cell.variant / corpus_slug(cell.corpus) / f"seed{cell.seed}"
+        parent = self.root / cell.model / cell.organism / cell.variant
+        key = (cell.model, cell.organism, cell.variant, cell.corpus)
+        if key not in self._corpus_folders:
+            self._corpus_folders[key] = corpus_folder(cell.corpus, parent)
+        return parent / self._corpus_folders[key] / f"seed{cell.seed}"
 
     def pass_record(self, cell: Cell) -> Path:
         """Run record of the engine pass that produced this cell's method result."""
