@@ -349,3 +349,46 @@ def test_mode_full_unreachable_agent_fails_before_loading_models(env: Path, chat
     s = full_settings(chat_server, env).model_copy(update={"agent_llm": "vllm/scripted-agent@http://127.0.0.1:9/v1"})
     with pytest.raises(UserError, match="127.0.0.1:9"):
         run(s)
+
+
+def scripted_scale_judge(request: SeenRequest) -> Reply:
+    """The judge also chooses patchscope scales: always the largest offered one."""
+    if "[TOKENS PER SCALE]" in request.last_user:
+        offered = request.last_user.splitlines()[-2].removeprefix("[SCALES] ").split(", ")
+        return Reply(f"Largest.\nBEST_SCALER: {offered[-1]}\nTOP_TOKENS: a | b")
+    return scripted_judge(request)
+
+
+def test_adl_readout_both_grades_lens_and_patchscope(env: Path, chat_server: ChatServer) -> None:
+    chat_server.reset(scripted_scale_judge)
+    s = settings("mix-ratio", chat_server, env, grid=GridOptions(
+        model=TINY_MODEL, organism=TINY_ORGANISM, seeds=[42], values=["default", "mix1-0p5"], samples=3, positions=7, top_k=3,
+        adl_readout="both"))
+    summary = run(s)
+    assert not summary.failed and summary.computed == 2 * 3  # logitdiff, adl lens, adl patchscope per variant
+    readouts = sorted((env / "results").rglob("patchscope.json"))
+    assert len(readouts) == 2 and all(p.parent.name == "S3_T7_L0.5_patchscope" for p in readouts)
+    assert len(list((env / "results").rglob("lens.json"))) == 2
+    choice = json.loads(next(readouts[0].parent.glob("scale_choice/*.json")).read_text())
+    assert [c["position"] for c in choice] == [0, 1, 2, 3, 4] and {c["best_scale"] for c in choice} == {200.0}
+    readout = json.loads(readouts[0].read_text())
+    at_200 = {p["position"]: next(sc for sc in p["scales"] if sc["scale"] == 200.0) for p in readout["delta"]}
+
+    records = json.loads((_outputs(env, "mix-ratio") / "token_relevance_results.json").read_text())
+    patch = [r for r in records if r["readout"] == "patchscope"]
+    assert len(patch) == 2 * 5 and len([r for r in records if r["readout"] == "lens"]) == 2 * 5
+    assert all(r["method"] == "adl" for r in patch)
+    first = next(r for r in patch if r["variant"] == readout["cell"]["variant"] and r["position"] == 0)
+    assert [t["token"] for t in first["tokens"]] == at_200[0]["tokens"][:20]
+    assert [t["label"] for t in first["tokens"]] == [judge_rule(t["token"]) for t in first["tokens"]]
+
+    import pandas as pd
+
+    from logitdiff.report.bands import relevance_stats
+
+    stats = relevance_stats(pd.DataFrame(records), "percentage")
+    assert set(stats["method"]) == {"logitdiff", "adl", "adl-patchscope"}
+
+    n = len(chat_server.requests)
+    again = run(s)
+    assert again.computed == 0 and again.grades_reused == 6 and len(chat_server.requests) == n

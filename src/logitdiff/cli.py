@@ -52,6 +52,7 @@ TopK = Annotated[Optional[int], typer.Option("--top-k", min=1, help="K: top-K de
 Corpus = Annotated[Optional[str], typer.Option("--corpus", help="Diffing corpus: HF dataset id or local .jsonl[.gz]/.parquet/.txt.")]
 ArrayUnitOpt = Annotated[str, typer.Option("--array-unit", help="What one array task runs: 'cell' or 'pass' (all cells of one model pass).")]
 ResultsDir = Annotated[Path, typer.Option("--results-dir", help="Raw results (reused across experiments).")]
+AdlReadoutOpt = Annotated[str, typer.Option("--adl-readout", help="ADL readout of δ: lens (logit lens, as in the paper), patchscope (auto-patchscope) or both.")]
 OutputDir = Annotated[Path, typer.Option("--output-dir", help="Plots and summaries: <output-dir>/<experiment>/<model>/<organism>/.")]
 CacheDir = Annotated[Optional[Path], typer.Option("--cache-dir", help="Cache of judge/agent/grader answers and frequent tokens; a rerun sends only unanswered requests (default: $LOGITDIFF_CACHE, else ~/.cache/logitdiff).")]
 _WORST = LLMSpec(id="x/y").worst_case_s()
@@ -64,7 +65,7 @@ LlmRetries = Annotated[int, typer.Option(
     "backoff 1, 2, 4 … s with jitter, longer if the server sends Retry-After (at most 60 s).")]
 
 
-def _grid_options(model, organism, variant, seeds, values, samples, positions, top_k, corpus) -> GridOptions:  # type: ignore[no-untyped-def]
+def _grid_options(model, organism, variant, seeds, values, samples, positions, top_k, corpus, adl_readout="lens") -> GridOptions:  # type: ignore[no-untyped-def]
     return GridOptions(
         model=model,
         organism=organism,
@@ -75,6 +76,7 @@ def _grid_options(model, organism, variant, seeds, values, samples, positions, t
         positions=positions,
         top_k=top_k,
         corpus=corpus,
+        adl_readout=adl_readout,
     )
 
 
@@ -98,6 +100,7 @@ def _experiment_command(cli_name: str) -> Callable[..., None]:
         positions: Positions = None,
         top_k: TopK = None,
         corpus: Corpus = None,
+        adl_readout: AdlReadoutOpt = "lens",
         results_dir: ResultsDir = Path("results"),
         output_dir: OutputDir = Path("outputs"),
         judge: Annotated[Optional[str], typer.Option("--judge", help="'offline' or an LLM id like openrouter/openai/gpt-5-mini (default: that one if a key is set, else offline).")] = None,
@@ -120,7 +123,7 @@ def _experiment_command(cli_name: str) -> Callable[..., None]:
     ) -> None:
         settings = RunSettings(
             experiment=cli_name,
-            grid=_grid_options(model, organism, organism_variant, seeds, values, samples, positions, top_k, corpus),
+            grid=_grid_options(model, organism, organism_variant, seeds, values, samples, positions, top_k, corpus, adl_readout),
             mode=mode,
             array_job=array_job,
             array_unit=_check_unit(array_unit),  # type: ignore[arg-type]
@@ -176,12 +179,13 @@ def grid(
     positions: Positions = None,
     top_k: TopK = None,
     corpus: Corpus = None,
+    adl_readout: AdlReadoutOpt = "lens",
     array_unit: ArrayUnitOpt = "cell",
 ) -> None:
     """List the cells of an experiment in array order (seed-major)."""
     reg = Registry.load()
     exp = reg.experiment(experiment)
-    cells = expand(reg, exp, _grid_options(model, organism, organism_variant, seeds, values, samples, positions, top_k, corpus))
+    cells = expand(reg, exp, _grid_options(model, organism, organism_variant, seeds, values, samples, positions, top_k, corpus, adl_readout))
     units = array_units(cells, _check_unit(array_unit))  # type: ignore[arg-type]
     if count:
         typer.echo(len(units))
@@ -205,6 +209,7 @@ def status(
     positions: Positions = None,
     top_k: TopK = None,
     corpus: Corpus = None,
+    adl_readout: AdlReadoutOpt = "lens",
     results_dir: ResultsDir = Path("results"),
     judge: Annotated[Optional[str], typer.Option("--judge", help="Judge whose grades count as done.")] = None,
     drop_bos: Annotated[bool, typer.Option("--drop-bos")] = False,
@@ -214,7 +219,7 @@ def status(
 
     reg = Registry.load()
     exp = reg.experiment(experiment)
-    cells = expand(reg, exp, _grid_options(model, organism, organism_variant, seeds, values, samples, positions, top_k, corpus))
+    cells = expand(reg, exp, _grid_options(model, organism, organism_variant, seeds, values, samples, positions, top_k, corpus, adl_readout))
     print_status(cells, results_dir, judge, drop_bos)
 
 

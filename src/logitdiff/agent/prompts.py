@@ -42,10 +42,16 @@ domain. Top {n} tokens (token, % of positions where it was among the top-ranked)
 ADL_INTRO = """\
 Below is the output of a model-diffing method (Activation Difference Lens) run on generic web text
 ({alias}). For each of the first token positions, the average difference between the FINETUNED and
-BASE models' hidden activations was decoded through the logit lens. The top tokens are what the
+BASE models' hidden activations was decoded {how}. The top tokens are what the
 difference vector "says", which tends to reveal the finetuning domain.
-Top {n} tokens per position (token, logit-lens score):
+Top {n} tokens per position (token, {score}):
 """
+# How each ADL readout decodes the difference, and what its token scores are.
+ADL_READOUTS = {
+    "lens": ("through the logit lens", "logit-lens score"),
+    "patchscope": ("by patching it, rescaled, into identity prompts (\"man -> man ... ?\") and reading the "
+                   "next-token prediction (Patchscope)", "patched probability"),
+}
 
 BLACKBOX_INTRO = """\
 No model-diffing output is available for this investigation: you only have black-box access to the
@@ -75,8 +81,8 @@ def logitdiff_overview(entries: list[tuple[str, float]], dataset_alias: str = "d
 
 
 def adl_overview(per_position: dict[int, list[tuple[str, float]]], dataset_alias: str = "ds1", top_n: int = 20,
-                 positions: range = range(5)) -> str:
-    """First message for ADL: per position 0-4 the top positive logit-lens tokens of the difference."""
+                 positions: range = range(5), readout: str = "lens") -> str:
+    """First message for ADL: per position 0-4 the top positive tokens of the difference's readout."""
     blocks = []
     for pos in positions:
         if pos not in per_position:
@@ -84,7 +90,8 @@ def adl_overview(per_position: dict[int, list[tuple[str, float]]], dataset_alias
         shown = [(tok, val) for tok, val in per_position[pos] if val > 0][:top_n]
         body = ", ".join(f"{_token(tok)} {val:.3g}" for tok, val in shown) or "(no positive tokens)"
         blocks.append(f"position {pos}: {body}")
-    return ADL_INTRO.format(alias=dataset_alias, n=top_n) + "\n".join(blocks)
+    how, score = ADL_READOUTS[readout]
+    return ADL_INTRO.format(alias=dataset_alias, n=top_n, how=how, score=score) + "\n".join(blocks)
 
 
 def tool_result(tool: str, text: str) -> str:

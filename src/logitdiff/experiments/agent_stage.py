@@ -18,10 +18,10 @@ if TYPE_CHECKING:
 
 
 def overview_for(stages: Stages, cell: Cell) -> str:
-    tokens = method_tokens(stages.store, cell)
+    tokens = method_tokens(stages.store, cell, stages.judge_id)
     if cell.method == "logitdiff":
         return logitdiff_overview(tokens["top_k_occurring"])
-    return adl_overview({list_position(list_id): toks for list_id, toks in tokens.items()})  # type: ignore[misc]
+    return adl_overview({list_position(list_id): toks for list_id, toks in tokens.items()}, readout=cell.readout)  # type: ignore[misc]
 
 
 def _done(path: Path) -> bool:

@@ -17,6 +17,8 @@ from logitdiff.config.schema import ExperimentConfig, Method
 from logitdiff.errors import UserError
 
 ArrayUnit = Literal["cell", "pass"]
+AdlReadout = Literal["lens", "patchscope"]
+ADL_READOUT_CHOICES: dict[str, tuple[AdlReadout, ...]] = {"lens": ("lens",), "patchscope": ("patchscope",), "both": ("lens", "patchscope")}
 
 MAX_SEED = 2**32  # the range every seeded library accepts (numpy's legacy seeding, CUDA generators)
 _SWEPT_FLAG = {"variant": "--organism-variant", "top_k": "--top-k", "positions": "--positions", "samples": "--samples"}
@@ -41,13 +43,19 @@ class Cell(BaseModel):
     adl_layer: float
     swept: str
     value: str | int
+    readout: AdlReadout = "lens"  # how ADL reads δ (SPEC §4); LogitDiff cells keep the default
 
     @property
     def pass_key(self) -> tuple[str, str, str, str, int]:
         return (self.model, self.organism, self.variant, self.corpus, self.seed)
 
+    @property
+    def method_label(self) -> str:
+        """'logitdiff', 'adl' (logit lens) or 'adl-patchscope'."""
+        return f"{self.method}-{self.readout}" if self.method == "adl" and self.readout != "lens" else self.method
+
     def label(self) -> str:
-        method = f" {self.method}" if self.method == "adl" or self.swept == "variant" else ""
+        method = f" {self.method_label}" if self.method == "adl" or self.swept == "variant" else ""
         return f"#{self.index} seed={self.seed} {self.swept}={self.value}{method}"
 
 
@@ -64,6 +72,7 @@ class GridOptions:
     positions: int | None = None
     top_k: int | None = None
     corpus: str | None = None
+    adl_readout: str = "lens"  # lens, patchscope or both
 
 
 def _parse_values(exp: ExperimentConfig, raw: Sequence[str]) -> list[str] | list[int]:
@@ -110,11 +119,14 @@ def expand(reg: Registry, exp: ExperimentConfig, opts: GridOptions) -> list[Cell
         reg.finetuned(organism, model, v)  # raises with the known variants
     corpus = opts.corpus or default_corpus(reg, exp, model, organism)
     methods: list[Method] = list(exp.methods)
+    if opts.adl_readout not in ADL_READOUT_CHOICES:
+        raise UserError(f"--adl-readout must be one of {', '.join(ADL_READOUT_CHOICES)}, got {opts.adl_readout!r}")
+    readouts = ADL_READOUT_CHOICES[opts.adl_readout]
 
     cells: list[Cell] = []
     for seed in seeds:
         for value in values:
-            for method in methods:
+            for method, readout in [(m, r) for m in methods for r in (readouts if m == "adl" else ("lens",))]:
                 params = {
                     "variant": opts.variant or exp.defaults.variant,
                     "samples": opts.samples or exp.fixed.samples,
@@ -138,6 +150,7 @@ def expand(reg: Registry, exp: ExperimentConfig, opts: GridOptions) -> list[Cell
                         adl_layer=exp.fixed.adl_layer,
                         swept=exp.swept,
                         value=value,
+                        readout=readout,
                     )
                 )
     vocab = reg.model(model).vocab_size

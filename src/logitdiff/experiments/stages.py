@@ -19,7 +19,7 @@ from logitdiff.config.schema import FinetunedRef, ModelConfig, OrganismConfig
 from logitdiff.engine.models import ModelPair, base_source, load_pair, load_tokenizer
 from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, run_pass
 from logitdiff.errors import UserError
-from logitdiff.experiments.candidates import candidate_lists
+from logitdiff.experiments.candidates import ADL_LISTS, candidate_lists, load_scale_choices, save_scale_choices
 from logitdiff.experiments.grid import Cell
 from logitdiff.experiments.judge_choice import judge_label, resolve_judge_id
 from logitdiff.experiments.settings import RunSettings
@@ -27,12 +27,21 @@ from logitdiff.judge.factory import make_judge
 from logitdiff.judge.frequent_tokens import FrequentTokens, frequent_training_tokens
 from logitdiff.judge.llm_judge import LLMJudge
 from logitdiff.judge.relevance import Judge, grade_lists, mostly_unknown
-from logitdiff.llm.client import LLMClient
+from logitdiff.judge.scale_choice import ScaleChoice, ScaleChooser, make_scale_chooser
+from logitdiff.llm.client import LLMCallError, LLMClient
 from logitdiff.llm.spec import parse_llm_id
 from logitdiff.methods.adl import logit_lens
 from logitdiff.methods.logitdiff import orderings
+from logitdiff.methods.patchscope import PatchscopePosition, patchscope
 from logitdiff.results.atomic import write_json
-from logitdiff.results.method_io import check_method_result, save_adl, save_logitdiff, save_pass_record
+from logitdiff.results.method_io import (
+    check_method_result,
+    load_adl_patchscope,
+    save_adl,
+    save_adl_patchscope,
+    save_logitdiff,
+    save_pass_record,
+)
 from logitdiff.results.records import CellFailure, RelevanceResult, relevance_problem
 from logitdiff.results.store import AgentKey, ResultsStore
 
@@ -191,7 +200,10 @@ class Stages:
             for c, req in ld.items():
                 save_logitdiff(self.store, c, result.logitdiff[req], orderings(result.logitdiff[req], pair.tokenizer, c.top_k))
             for c, areq in adl.items():
-                save_adl(self.store, c, result.adl[areq], logit_lens(result.adl[areq], pair))
+                if c.readout == "patchscope":
+                    save_adl_patchscope(self.store, c, result.adl[areq], patchscope(result.adl[areq], pair, ADL_LISTS))
+                else:
+                    save_adl(self.store, c, result.adl[areq], logit_lens(result.adl[areq], pair))
             for c in cells:
                 self.store.failure(c).unlink(missing_ok=True)
             self.fresh.update(cells)
@@ -210,14 +222,44 @@ class Stages:
             self._frequent[key] = frequent_training_tokens(organism, ref, tokenizer, self.settings.cache_folder())
         return self._frequent[key]
 
+    def _choose_scales(self, cells: list[Cell]) -> list[Cell]:
+        """The judge picks the patchscope scale each position is read at (stored; kept unless recomputed).
+        Returns the cells whose choice failed (listed in the summary; retried by the next run)."""
+        failed: list[Cell] = []
+        if not cells:
+            return failed
+        assert self.judge is not None
+        chooser = make_scale_chooser(self.judge)
+        for cell in cells:
+            path = self.store.scale_choice(cell, self.judge_id)
+            if path.is_file() and cell not in self.fresh and not self.settings.overwrite:
+                try:
+                    load_scale_choices(self.store, cell, self.judge_id)
+                    continue
+                except ValueError as exc:
+                    console.print(f"[yellow]unreadable scale choice, choosing again[/] {cell.label()}: {exc}")
+            readout = load_adl_patchscope(self.store, cell)
+            try:
+                choices = asyncio.run(_choose_all(chooser, readout.delta))
+            except LLMCallError as exc:
+                self.summary.failed.append(f"{cell.label()} [patchscope scale choice]: {exc}")
+                failed.append(cell)
+                continue
+            save_scale_choices(self.store, cell, self.judge_id, choices)
+        return failed
+
     def _relevance_stage(self, cells: list[Cell]) -> None:
         todo = [c for c in cells if self.settings.overwrite or not self._relevance_done(c)]
         self.summary.grades_reused += len(cells) - len(todo)
         if not todo:
             return
         assert self.judge is not None
+        unchosen = self._choose_scales([c for c in todo if c.method == "adl" and c.readout == "patchscope"])
+        todo = [c for c in todo if c not in unchosen]
+        if not todo:
+            return
         organism = self.reg.organism(todo[0].organism)
-        per_cell = {c: candidate_lists(self.store, c) for c in todo}
+        per_cell = {c: candidate_lists(self.store, c, self.judge_id) for c in todo}
         flat = [lst for lists in per_cell.values() for lst in lists]
         frequent = self._frequent_tokens(todo[0])
         graded = iter(asyncio.run(grade_lists(self.judge, organism, frequent.tokens, flat, trivial_unavailable=frequent.unavailable)))
@@ -230,3 +272,11 @@ class Stages:
             for lst in failed:
                 self.summary.failed.append(f"{c.label()} [relevance {lst.list_id}]: {lst.failed}")
             self.summary.graded += not failed
+
+
+async def _choose_all(chooser: ScaleChooser, positions: list[PatchscopePosition]) -> list[ScaleChoice]:
+    async def one(p: PatchscopePosition) -> ScaleChoice:
+        best, selected, responses = await chooser.choose(p.scales)
+        return ScaleChoice(position=p.position, chooser=chooser.id, best_scale=best, selected_tokens=selected, responses=responses)
+
+    return list(await asyncio.gather(*(one(p) for p in positions)))

@@ -42,7 +42,7 @@ def print_status(cells: list[Cell], results_dir: Path, judge: str | None, drop_b
         state, detail = cell_state(store, cell, judge_id)
         counts[state] = counts.get(state, 0) + 1
         style = {"done": "green", "failed": "red", "corrupt": "red", "missing": "yellow"}.get(state, "cyan")
-        table.add_row(str(cell.index), str(cell.seed), str(cell.value), cell.method, f"[{style}]{state}[/]", escape(detail))
+        table.add_row(str(cell.index), str(cell.seed), str(cell.value), cell.method_label, f"[{style}]{state}[/]", escape(detail))
     console = Console()
     console.print(table)
     console.print(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))

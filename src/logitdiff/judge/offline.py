@@ -85,7 +85,7 @@ class OfflineJudge:
             self._words = load_english_words()
         return norm in self._words
 
-    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
         if self._model is None:
             self._model = load_minilm()
         return np.asarray(self._model.encode(list(texts), normalize_embeddings=True, batch_size=64, show_progress_bar=False))
@@ -97,14 +97,14 @@ class OfflineJudge:
             sentences = [s.strip() for s in _SENTENCE_SPLIT.split(text) if s.strip()]
             self._descriptions[text] = _Description(
                 words=words, numbers=frozenset(t for t in tokens if is_number(t)),
-                sentences=self._encode(sentences),
+                sentences=self.encode(sentences),
             )
         return self._descriptions[text]
 
     def verdicts(self, description: str, tokens: Sequence[str]) -> list[Verdict]:
         desc = self._description(description)
         norms = [normalize_token(t) for t in tokens]
-        vectors = self._encode([n or " " for n in norms])
+        vectors = self.encode([n or " " for n in norms])
         out: list[Verdict] = []
         for token, norm, vec in zip(tokens, norms, vectors, strict=True):
             # The closest fact (sentence or clause). v1 also averaged in the whole description and its closest

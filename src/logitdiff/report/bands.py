@@ -21,10 +21,19 @@ RELEVANCE_BAND_NOTE = (
 AGENT_BAND_NOTE = "line: mean; band: ±1 population SD (ddof=0) over seeds × agent runs × grader runs"
 
 
+def method_series(df: pd.DataFrame) -> pd.Series:
+    """The plotted method of each row: 'logitdiff', 'adl' (logit lens) or 'adl-patchscope'."""
+    readout = df["readout"] if "readout" in df else pd.Series(None, index=df.index, dtype=object)
+    patched = (df["method"] == "adl") & readout.notna() & (readout != "lens")
+    return df["method"].where(~patched, df["method"] + "-" + readout.astype(str))
+
+
 def relevance_points(df: pd.DataFrame, column: str) -> pd.DataFrame:
-    """The graded lists that are plotted points: the main LogitDiff ordering and every ADL position."""
+    """The graded lists that are plotted points: the main LogitDiff ordering and every ADL position.
+    `method` names the ADL readout: 'adl' (logit lens) or 'adl-patchscope', one line each."""
     ok = df[df["failed"].isna() & df[column].notna()]
-    return ok[(ok["method"] == "adl") | (ok["ordering"] == MAIN_ORDERING)]
+    ok = ok[(ok["method"] == "adl") | (ok["ordering"] == MAIN_ORDERING)]
+    return ok.assign(method=method_series(ok))
 
 
 def band_stats(points: pd.DataFrame, keys: list[str], column: str) -> pd.DataFrame:

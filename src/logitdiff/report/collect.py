@@ -38,6 +38,7 @@ def _relevance_rows(res: RelevanceResult, cell: Cell) -> list[dict[str, object]]
                 "variant": cell.variant,
                 "corpus": cell.corpus,
                 "method": cell.method,
+                "readout": cell.readout if cell.method == "adl" else None,
                 "ordering": None if position is not None else lst.list_id,
                 "position": position,
                 "parameter": cell.swept,

@@ -12,7 +12,7 @@ import pandas as pd  # noqa: E402
 
 from logitdiff.report.bands import AGENT_BAND_NOTE, RELEVANCE_BAND_NOTE, band_stats, relevance_stats  # noqa: E402
 
-METHOD_LABELS = {"logitdiff": "LogitDiff TopK", "adl": "ADL logit lens", "blackbox": "Blackbox agent"}
+METHOD_LABELS = {"logitdiff": "LogitDiff TopK", "adl": "ADL logit lens", "adl-patchscope": "ADL patchscope", "blackbox": "Blackbox agent"}
 PARAMETER_LABELS = {"top_k": "K (top-K depth)", "positions": "T (positions per text)", "samples": "S (texts)", "variant": "organism variant"}
 
 

@@ -17,6 +17,7 @@ from logitdiff.engine.stats import AdlStats, LogitDiffCounters
 from logitdiff.experiments.grid import Cell
 from logitdiff.methods.adl import AdlLens
 from logitdiff.methods.logitdiff import ORDERINGS, OrderingEntry
+from logitdiff.methods.patchscope import AdlPatchscope
 from logitdiff.results.atomic import read_json, save_tensors, write_json
 from logitdiff.results.store import ResultsStore
 
@@ -78,6 +79,20 @@ def load_adl_lens(store: ResultsStore, cell: Cell) -> AdlLens:
         raise ValueError(f"malformed ADL lens file {path}: {exc}") from exc
 
 
+def save_adl_patchscope(store: ResultsStore, cell: Cell, stats: AdlStats, readout: AdlPatchscope) -> None:
+    save_tensors(store.adl_vectors(cell), stats.tensors())
+    write_json(store.adl_patchscope(cell), {"cell": _cell_params(cell), **readout.model_dump(mode="json")})
+
+
+def load_adl_patchscope(store: ResultsStore, cell: Cell) -> AdlPatchscope:
+    path = store.adl_patchscope(cell)
+    raw = read_json(path)
+    try:
+        return AdlPatchscope.model_validate({k: v for k, v in raw.items() if k != "cell"})
+    except (ValidationError, AttributeError) as exc:
+        raise ValueError(f"malformed ADL patchscope file {path}: {exc}") from exc
+
+
 def save_pass_record(store: ResultsStore, cell: Cell, record: PassRecord) -> None:
     write_json(store.pass_record(cell), record.model_dump(mode="json"))
 
@@ -130,9 +145,9 @@ def check_method_result(store: ResultsStore, cell: Cell) -> None:
             raise ValueError(f"orderings file {store.orderings(cell)} is for (S, T, K) = {made}, not {(cell.samples, cell.positions, cell.top_k)}")
         tensor_shapes(store.counters(cell), _COUNTERS)
     else:
-        lens = load_adl_lens(store, cell)
-        if (lens.samples, lens.positions, lens.relative_layer) != (cell.samples, cell.positions, cell.adl_layer):
-            raise ValueError(f"ADL lens file {store.adl_lens(cell)} is for another cell (S={lens.samples}, T={lens.positions}, r={lens.relative_layer})")
+        doc: AdlLens | AdlPatchscope = load_adl_patchscope(store, cell) if cell.readout == "patchscope" else load_adl_lens(store, cell)
+        if (doc.samples, doc.positions, doc.relative_layer) != (cell.samples, cell.positions, cell.adl_layer):
+            raise ValueError(f"ADL file {store.method_result(cell)} is for another cell (S={doc.samples}, T={doc.positions}, r={doc.relative_layer})")
         shape = next(iter(tensor_shapes(store.adl_vectors(cell), _ADL_VECTORS).values()))
         if shape[0] != cell.positions:
             raise ValueError(f"ADL vectors {store.adl_vectors(cell)} hold {shape[0]} positions, expected {cell.positions}")

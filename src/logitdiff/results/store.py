@@ -12,6 +12,9 @@ Layout under the results root (every parameter that changes a result is in its p
           FAILED.json                            why the cell failed (removed on success)
       adl/S<S>_T<T>_L<layer>[_nobos]/
           lens.json, vectors.safetensors, relevance/…, agent/…, FAILED.json
+      adl/S<S>_T<T>_L<layer>[_nobos]_patchscope/
+          patchscope.json (top tokens per position and scale), vectors.safetensors,
+          scale_choice/<judge>.json (the scale each position is read at), relevance/…, agent/…
       blackbox/<agent>_b<budget>__<grader>/run<r>.json  baseline agent (no method output)
 """
 
@@ -83,6 +86,8 @@ class ResultsStore:
             name = f"S{cell.samples}_T{cell.positions}_K{cell.top_k}{bos}"
         else:
             name = f"S{cell.samples}_T{cell.positions}_L{cell.adl_layer:g}{bos}"
+            if cell.readout != "lens":
+                name += f"_{cell.readout}"
         return self.pass_dir(cell) / cell.method / name
 
     def orderings(self, cell: Cell) -> Path:
@@ -94,12 +99,21 @@ class ResultsStore:
     def adl_lens(self, cell: Cell) -> Path:
         return self.method_dir(cell) / "lens.json"
 
+    def adl_patchscope(self, cell: Cell) -> Path:
+        return self.method_dir(cell) / "patchscope.json"
+
+    def scale_choice(self, cell: Cell, judge_id: str) -> Path:
+        """The patchscope scale each position is read at, as chosen by `judge_id`."""
+        return self.method_dir(cell) / "scale_choice" / f"{slug(judge_id)}.json"
+
     def adl_vectors(self, cell: Cell) -> Path:
         return self.method_dir(cell) / "vectors.safetensors"
 
     def method_result(self, cell: Cell) -> Path:
         """The file whose presence means the method part of a cell is done."""
-        return self.orderings(cell) if cell.method == "logitdiff" else self.adl_lens(cell)
+        if cell.method == "logitdiff":
+            return self.orderings(cell)
+        return self.adl_patchscope(cell) if cell.readout == "patchscope" else self.adl_lens(cell)
 
     def relevance(self, cell: Cell, judge_id: str) -> Path:
         return self.method_dir(cell) / "relevance" / f"{slug(judge_id)}.json"
