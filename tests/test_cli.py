@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +34,9 @@ def test_grid_json_first_and_last_cell() -> None:
 
 def test_grid_count_per_pass_and_overrides() -> None:
     assert run("grid", "topk-depth", "--array-unit", "pass", "--count").stdout.strip() == "5"
+    # mix-ratio's five LoRA variants of a seed share one pass (one base forward); 'full' is a second model
+    assert run("grid", "mix-ratio", "--array-unit", "pass", "--count").stdout.strip() == "5"
+    assert run("grid", "mix-ratio", "--array-unit", "pass", "--values", "default,full", "--count").stdout.strip() == "10"
     assert run("grid", "n-samples", "--seeds", "42", "--values", "10,50", "--count").stdout.strip() == "2"
 
 
@@ -41,6 +45,18 @@ def _one_line_error(res: subprocess.CompletedProcess[str]) -> str:
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
     return lines[0]
+
+
+def test_study_refuses_unknown_experiments() -> None:
+    line = _one_line_error(run("study", "--experiments", "topk,n-samples"))
+    assert "--experiments" in line and "topk-depth" in line
+
+
+def test_study_plotting_writes_every_experiments_report(tmp_path: Path) -> None:
+    res = run("study", "--mode", "plotting", "--seeds", "42", "--results-dir", str(tmp_path / "r"), "--output-dir", str(tmp_path / "o"))
+    assert res.returncode == 0, res.stderr
+    missing = {p.parent.parent.parent.name: len(json.loads(p.read_text())) for p in (tmp_path / "o").rglob("missing.json")}
+    assert missing == {"mix_ratio": 10, "topk_depth": 9, "token_positions": 7, "n_samples": 6}  # nothing computed yet
 
 
 def test_unknown_organism() -> None:

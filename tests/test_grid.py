@@ -4,7 +4,7 @@ import pytest
 
 from logitdiff.config.loader import Registry
 from logitdiff.errors import UserError
-from logitdiff.experiments.grid import GridOptions, array_units, expand, task_for_id
+from logitdiff.experiments.grid import GridOptions, array_units, expand, pass_groups, plan_cells, task_for_id
 
 
 @pytest.fixture(scope="module")
@@ -64,11 +64,34 @@ def test_adl_needs_more_than_five_positions(reg: Registry) -> None:
 
 def test_array_units_by_pass(reg: Registry) -> None:
     cells = expand(reg, reg.experiment("mix-ratio"), GridOptions())
-    units = array_units(cells, "pass")
-    assert len(units) == 25  # 5 variants x 5 seeds; both methods share the pass
-    assert all(len(u) == 2 and u[0].pass_key == u[1].pass_key for u in units)
-    topk = array_units(expand(reg, reg.experiment("topk-depth"), GridOptions()), "pass")
+    units = array_units(reg, cells, "pass")
+    assert len(units) == 5  # one pass per seed: the 5 LoRA variants share the base forward, both methods too
+    assert all(len(u) == 10 and len({c.seed for c in u}) == 1 and len({c.variant for c in u}) == 5 for u in units)
+    assert [c for u in units for c in u] == sorted(cells, key=lambda c: c.seed != 42)  # seed order kept
+    topk = array_units(reg, expand(reg, reg.experiment("topk-depth"), GridOptions()), "pass")
     assert [len(u) for u in topk] == [9] * 5
+
+
+def test_full_weight_variant_gets_a_pass_of_its_own(reg: Registry) -> None:
+    cells = expand(reg, reg.experiment("mix-ratio"), GridOptions(seeds=[42, 1042], values=["default", "full", "mix1-0p5"]))
+    units = array_units(reg, cells, "pass")
+    assert [sorted({c.variant for c in u}) for u in units] == [["default", "mix1-0p5"], ["full"]] * 2
+    assert [len(u) for u in units] == [4, 2] * 2
+
+
+def test_study_plan_needs_one_pass_per_seed_and_each_result_once(reg: Registry) -> None:
+    opts = GridOptions(model="smollm2_135M", organism="cake_bake", seeds=[42, 1042])
+    grids = [expand(reg, reg.experiment(name), opts) for name in ("mix-ratio", "topk-depth", "token-positions", "n-samples")]
+    planned = plan_cells(grids)
+    # per seed: mix-ratio 10, topk-depth 9, token-positions 7, n-samples 6; the LogitDiff cell K=100,
+    # S=1000, T=30 of mix1-0p5 is in all four (mix-ratio's value mix1-0p5): stored once, not 4 times
+    assert sum(map(len, grids)) == 2 * 32
+    assert len(planned) == 2 * (32 - 3)
+    assert len({c.result_key for c in planned}) == len(planned)
+    assert {c.result_key for g in grids for c in g} == {c.result_key for c in planned}
+    groups = pass_groups(reg, planned)
+    assert [len({c.seed for c in g}) for g in groups] == [1, 1]
+    assert {c.variant for c in groups[0]} == {"default", "mix1-0p5", "mix1-1p0", "mix1-1p5", "mix1-2p0"}
 
 
 def test_task_id_mapping() -> None:

@@ -18,13 +18,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from openai_server import ChatServer, Reply, SeenRequest, chat_server  # noqa: F401  (fixture)
 from tiny_experiment import TINY_MODEL, TINY_ORGANISM, TinySetup, build_tiny_setup
 
 from logitdiff.agent.prompts import BLACKBOX_INTRO
 from logitdiff.config.loader import Registry
 from logitdiff.experiments.grid import GridOptions
-from logitdiff.experiments.runner import RunSummary, run_experiment
+from logitdiff.experiments.runner import RunSummary, run_experiment, run_study
 from logitdiff.experiments.settings import Mode, RunSettings
 from logitdiff.report.plots import plot_agent
 
@@ -100,7 +101,7 @@ def assert_close(a: object, b: object, where: str = "") -> None:
         assert a.keys() == b.keys(), where
         for k in a:
             assert_close(a[k], b[k], f"{where}/{k}")
-    elif isinstance(a, list) and isinstance(b, list):
+    elif isinstance(a, list | tuple) and isinstance(b, list | tuple):
         assert len(a) == len(b), where
         for i, (x, y) in enumerate(zip(a, b)):
             assert_close(x, y, f"{where}[{i}]")
@@ -145,6 +146,63 @@ def test_sequential_equals_array_tasks(experiment: str, env: Path, chat_server: 
     assert json.loads((folder / "missing.json").read_text()) == []
 
 
+def _count_passes(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Records the variants of every engine pass the stages start."""
+    import logitdiff.experiments.stages as stages
+
+    passes: list[list[str]] = []
+    real = stages.run_variants_pass
+
+    def counting(pairs, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        passes.append(sorted(pairs))
+        return real(pairs, *args, **kwargs)
+
+    monkeypatch.setattr(stages, "run_variants_pass", counting)
+    return passes
+
+
+def test_array_unit_pass_runs_all_variants_of_a_seed_in_one_pass(env: Path, chat_server: ChatServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    chat_server.reset(scripted_judge)
+    seq = run(settings("mix-ratio", chat_server, env / "seq"))
+    passes = _count_passes(monkeypatch)
+    for task in range(3):
+        monkeypatch.setenv("SLURM_ARRAY_TASK_ID", str(task))
+        res = run(settings("mix-ratio", chat_server, env / "arr", array_job=True, array_unit="pass"))
+        assert res.computed == (4 if task < 2 else 0) and not res.failed  # 2 variants x 2 methods per seed
+    assert passes == [["default", "mix1-0p5"]] * 2
+    assert seq.computed == 8
+    assert_close(stored(env / "seq" / "results"), stored(env / "arr" / "results"))
+
+
+def test_planned_study_equals_separate_experiments(env: Path, chat_server: ChatServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same stored cells, counts, orderings, grades and plots' records; one pass per seed instead of one per experiment."""
+    chat_server.reset(scripted_judge)
+    passes = _count_passes(monkeypatch)
+    separate = [run(settings(e, chat_server, env / "sep")) for e in GRIDS]
+    n_separate = len(passes)
+    study = run_study(Registry.load(), [settings(e, chat_server, env / "study") for e in GRIDS])
+    assert n_separate == 4 * 2  # every experiment runs one pass per seed
+    assert len(passes) - n_separate == 2  # the study: one pass per seed for all four
+    assert not study.failed and not any(s.failed for s in separate)
+    assert study.computed == sum(s.computed for s in separate)
+    sep, planned = stored(env / "sep" / "results"), stored(env / "study" / "results")
+    assert any(k.endswith("orderings.json") for k in sep) and any(k.endswith("lens.json") for k in sep)
+    assert_close(sep, planned)
+    # counters of every LogitDiff cell: exactly equal counts
+    from safetensors.torch import load_file
+
+    for path in sorted((env / "sep" / "results").rglob("counters.safetensors")):
+        a, b = load_file(path), load_file(env / "study" / "results" / path.relative_to(env / "sep" / "results"))
+        for name in ("count_pos", "count_neg", "npos"):
+            assert torch.equal(a[name], b[name]), (path, name)
+    for e in GRIDS:
+        rec_sep = json.loads((_outputs(env / "sep", e) / "token_relevance_results.json").read_text())
+        rec_study = json.loads((_outputs(env / "study", e) / "token_relevance_results.json").read_text())
+        assert_close(rec_sep, rec_study, e)
+        assert json.loads((_outputs(env / "study", e) / "missing.json").read_text()) == []
+    assert len(study.report_folders) == 4
+
+
 def _outputs(root: Path, experiment: str) -> Path:
     return root / "outputs" / experiment.replace("-", "_") / TINY_MODEL / TINY_ORGANISM
 
@@ -161,8 +219,8 @@ def test_plotting_makes_no_model_or_api_call(env: Path, chat_server: ChatServer,
 
     import logitdiff.experiments.stages as stages
 
-    monkeypatch.setattr(stages, "load_pair", forbidden)
-    monkeypatch.setattr(stages, "run_pass", forbidden)
+    for loader in ("load_pair", "load_adapters", "run_variants_pass"):
+        monkeypatch.setattr(stages, loader, forbidden)
     summary = run(settings("topk-depth", chat_server, env, mode=Mode.plotting))
     assert summary.computed == summary.reused == summary.graded == 0
     assert chat_server.requests == []
@@ -345,6 +403,7 @@ def test_mode_full_unreachable_agent_fails_before_loading_models(env: Path, chat
         raise AssertionError("no model may be loaded when the agent LLM is unreachable")
 
     monkeypatch.setattr(stages, "load_pair", forbidden)
+    monkeypatch.setattr(stages, "load_adapters", forbidden)
     chat_server.reset(scripted_full)
     s = full_settings(chat_server, env).model_copy(update={"agent_llm": "vllm/scripted-agent@http://127.0.0.1:9/v1"})
     with pytest.raises(UserError, match="127.0.0.1:9"):

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_models import biased_head_pair, english_texts, lora_pair, no_bos_tokenizer, residual_shift_pair, tiny_pair, write_jsonl
+from tiny_models import biased_head_pair, english_texts, lora_pair, lora_variants, no_bos_tokenizer, residual_shift_pair, tiny_pair, write_jsonl
 
 from logitdiff.engine.corpus import load_corpus
 from logitdiff.engine.models import ModelPair
-from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, run_pass
+from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, VariantRequests, run_pass, run_variants_pass
 from logitdiff.errors import UserError
 from logitdiff.methods.adl import absolute_layer, logit_lens
 from logitdiff.methods.logitdiff import orderings
@@ -279,3 +279,51 @@ def test_last_block_is_hooked_before_the_final_norm(corpus: str) -> None:
         normed = pair.model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states[3][0]
         torch.testing.assert_close(pair.model.model.norm(stats.base_mean), normed, rtol=1e-5, atol=1e-5)
     assert not torch.allclose(stats.base_mean, normed, atol=1e-2)
+
+
+@pytest.mark.parametrize("head_adapted", [False, True], ids=["shared-head", "adapted-head"])
+def test_multi_variant_pass_equals_one_pass_per_variant(corpus: str, head_adapted: bool) -> None:
+    """One base forward for three adapters == three pair passes, and == the naive per-cell runs.
+
+    v0 and v1 ask for the same cells (mix-ratio: identical batches, so bit-identical results); v2 asks
+    for fewer and different slots, so it runs on a subset of the shared batches.
+    """
+    modules = ("q_proj", "v_proj", "down_proj", "lm_head") if head_adapted else ("q_proj", "v_proj", "down_proj")
+    views = lora_variants(3, layers=4, target_modules=modules)
+    grid = [LogitDiffRequest(s, t, k) for s, t, k in itertools.product((3, 12), (4, 9), (1, 10))]
+    adl = [AdlRequest(12, 9, 0.5)]
+    requests = {
+        "v0": VariantRequests(grid, adl),
+        "v1": VariantRequests(grid, adl),
+        "v2": VariantRequests([LogitDiffRequest(5, 6, 3), LogitDiffRequest(12, 9, 10)], [AdlRequest(7, 8, 1.0)]),
+    }
+    multi = run_variants_pass(views, requests, corpus, SEED, batch_size=4, progress=False)
+    for key, reqs in requests.items():
+        alone = run_pass(views[key], corpus, SEED, reqs.logitdiff, reqs.adl, batch_size=4, progress=False)
+        got = multi[key]
+        assert set(got.logitdiff) == set(reqs.logitdiff) and set(got.adl) == set(reqs.adl)
+        assert got.record.rows_by_positions == alone.record.rows_by_positions
+        assert got.record.texts_run == alone.record.texts_run and got.record.tokens_run == alone.record.tokens_run
+        assert got.record.base_shared_with == ["tiny-lora-v0", "tiny-lora-v1", "tiny-lora-v2"]
+        cache: dict = {}
+        for req in reqs.logitdiff:
+            a, b = got.logitdiff[req], alone.logitdiff[req]
+            assert torch.equal(a.count_pos, b.count_pos) and torch.equal(a.count_neg, b.count_neg) and torch.equal(a.npos, b.npos)
+            torch.testing.assert_close(a.sum_diff, b.sum_diff, rtol=1e-6, atol=1e-5)
+            assert_counters_equal(a, naive_logitdiff(views[key], corpus, req.samples, req.positions, req.top_k, cache=cache), req.samples * req.positions)
+            assert orderings(a, views[key].tokenizer, req.top_k) == orderings(b, views[key].tokenizer, req.top_k)
+        for areq in reqs.adl:
+            torch.testing.assert_close(got.adl[areq].delta_mean, alone.adl[areq].delta_mean, rtol=1e-6, atol=1e-6)
+            assert logit_lens(got.adl[areq], views[key]) == logit_lens(alone.adl[areq], views[key])
+    # The adapters really differ: otherwise sharing could hide a switch that never happened.
+    req = grid[-1]
+    assert not torch.equal(multi["v0"].logitdiff[req].count_pos, multi["v1"].logitdiff[req].count_pos)
+
+
+def test_variants_of_different_bases_cannot_share_a_pass(corpus: str) -> None:
+    with pytest.raises(ValueError, match="adapter views of one base"):
+        run_variants_pass(
+            {"a": lora_pair(), "b": lora_pair()},
+            {"a": VariantRequests([LogitDiffRequest(2, 3, 2)]), "b": VariantRequests([LogitDiffRequest(2, 3, 2)])},
+            corpus, SEED, progress=False,
+        )  # fmt: skip

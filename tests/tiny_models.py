@@ -4,6 +4,7 @@
 - `tiny_llama(vocab=..., layers=..., hidden=...)`: a seeded random LlamaForCausalLM.
 - `tiny_pair(...)`: a ModelPair whose finetune is the base with seeded weight noise (full weights).
 - `lora_pair(...)`: a ModelPair over ONE copy of the weights with a random peft LoRA adapter.
+- `lora_variants(n, ...)`: n pair views over ONE copy of the weights, each with its own random adapter.
 - `biased_head_pair(bias)`: the finetune's head adds `bias[id]` to chosen ids (an exact known answer).
 - `residual_shift_pair(layer, vector)`: the finetune adds `vector` to the output of decoder block `layer`.
 - `english_texts(n, seed)`, `write_jsonl(path, texts)`, `save_tiny(model, tokenizer, folder)`.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -125,6 +127,28 @@ def lora_pair(layers: int = 2, hidden: int = 32, seed: int = 0, target_modules: 
     cfg = LoraConfig(r=4, lora_alpha=8, target_modules=list(target_modules), init_lora_weights=False)
     model = get_peft_model(base, cfg).eval().requires_grad_(False)
     return pair_of(tok, model, None, "tiny-lora")
+
+
+def lora_variants(
+    n: int, layers: int = 2, hidden: int = 32, seed: int = 0, target_modules: tuple[str, ...] = ("q_proj", "v_proj", "down_proj", "lm_head")
+) -> dict[str, ModelPair]:
+    """Views named v0 … v{n-1}, adapters side by side as `load_adapters` loads them (ranks differ per adapter)."""
+    from peft import LoraConfig, get_peft_model
+
+    tok = tiny_tokenizer()
+    base = tiny_llama(vocab=len(tok), layers=layers, hidden=hidden, seed=seed)
+    model = None
+    for i in range(n):
+        torch.manual_seed(seed + 1 + i)
+        cfg = LoraConfig(r=2 + i, lora_alpha=8, target_modules=list(target_modules), init_lora_weights=False)
+        if model is None:
+            model = get_peft_model(base, cfg, adapter_name="v0")
+        else:
+            model.add_adapter(f"v{i}", cfg)
+    assert model is not None
+    model.eval().requires_grad_(False)
+    view = pair_of(tok, model, None, "tiny-lora")
+    return {f"v{i}": replace(view, finetuned_id=f"tiny-lora-v{i}", adapter=f"v{i}") for i in range(n)}
 
 
 def biased_head_pair(bias: dict[int, float], layers: int = 2, hidden: int = 32, seed: int = 0) -> ModelPair:

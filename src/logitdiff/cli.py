@@ -166,6 +166,73 @@ for _name in EXPERIMENT_COMMANDS:
 
 
 @app.command()
+def study(
+    model: Model = None,
+    organism: Organism = None,
+    organism_variant: Annotated[Optional[str], typer.Option("--organism-variant", help="Variant of the experiments that do not sweep it.")] = None,
+    mode: Annotated[Mode, typer.Option("--mode", help="full: + agent; diffing: no agent; plotting: plots from stored results only.")] = Mode.full,
+    seeds: Seeds = None,
+    experiments: Annotated[str, typer.Option("--experiments", help="Comma-separated experiments to run together.")] = ",".join(EXPERIMENT_COMMANDS),
+    corpus: Corpus = None,
+    adl_readout: AdlReadoutOpt = "lens",
+    results_dir: ResultsDir = Path("results"),
+    output_dir: OutputDir = Path("outputs"),
+    judge: Annotated[Optional[str], typer.Option("--judge", help="'offline' or an LLM id (default: openrouter/openai/gpt-5-mini if a key is set, else offline).")] = None,
+    agent_llm: Annotated[str, typer.Option("--agent-llm", help="Interpretability agent LLM id (mode full).")] = "openrouter/openai/gpt-5",
+    grader_llm: Annotated[str, typer.Option("--grader-llm", help="Hypothesis grader LLM id (mode full).")] = "openrouter/openai/gpt-5-mini",
+    agent_budget: Annotated[int, typer.Option("--agent-budget", min=0)] = 5,
+    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 … (default: cuda if present).")] = None,
+    dtype: Annotated[Optional[str], typer.Option("--dtype", help="auto, float32, bfloat16, float16.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1)] = None,
+    drop_bos: Annotated[bool, typer.Option("--drop-bos")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
+    cache_dir: CacheDir = None,
+    llm_timeout: LlmTimeout = DEFAULT_TIMEOUT_S,
+    llm_retries: LlmRetries = DEFAULT_RETRIES,
+    check: Annotated[bool, typer.Option("--check", help="Validate every experiment's options, print the cell counts and exit.")] = False,
+) -> None:
+    """Run several experiment grids together (default: all four) with their cells planned into the fewest passes."""
+    names = _str_list(experiments) or []
+    unknown = [n for n in names if n not in EXPERIMENT_COMMANDS]
+    if unknown or not names:
+        raise UserError(f"--experiments takes a comma-separated subset of {', '.join(EXPERIMENT_COMMANDS)}; got {experiments!r}")
+    reg = Registry.load()
+    common = {"model": model, "organism": organism, "seeds": _int_list(seeds, "--seeds"), "corpus": corpus, "adl_readout": adl_readout}
+    settings = [
+        RunSettings(
+            experiment=name,
+            # The variant option goes to the experiments that do not sweep it (like the launchers do).
+            grid=GridOptions(**common, variant=None if reg.experiment(name).swept == "variant" else organism_variant),  # type: ignore[arg-type]
+            mode=mode,
+            results_dir=results_dir,
+            output_dir=output_dir,
+            judge=judge,
+            agent_llm=agent_llm,
+            grader_llm=grader_llm,
+            agent_budget=agent_budget,
+            device=device,
+            dtype=dtype,
+            batch_size=batch_size,
+            drop_bos=drop_bos,
+            overwrite=overwrite,
+            cache_dir=cache_dir,
+            llm_timeout_s=llm_timeout,
+            llm_retries=llm_retries,
+        )
+        for name in dict.fromkeys(names)
+    ]
+    if check:
+        from logitdiff.experiments.validate import validated_cells
+
+        typer.echo("ok: " + ", ".join(f"{s.experiment} {len(validated_cells(reg, s))} cells" for s in settings))
+        return
+    from logitdiff.experiments.runner import run_study
+
+    if run_study(reg, settings).failed:
+        raise typer.Exit(1)
+
+
+@app.command()
 def grid(
     experiment: Annotated[str, typer.Argument(help="mix-ratio, topk-depth, token-positions or n-samples.")],
     count: Annotated[bool, typer.Option("--count", help="Print only the number of array tasks.")] = False,
@@ -186,7 +253,7 @@ def grid(
     reg = Registry.load()
     exp = reg.experiment(experiment)
     cells = expand(reg, exp, _grid_options(model, organism, organism_variant, seeds, values, samples, positions, top_k, corpus, adl_readout))
-    units = array_units(cells, _check_unit(array_unit))  # type: ignore[arg-type]
+    units = array_units(reg, cells, _check_unit(array_unit))  # type: ignore[arg-type]
     if count:
         typer.echo(len(units))
     elif as_json:

@@ -73,9 +73,10 @@ class PairReadout:
     d = W·(h_ft − h_base): the same number up to fp32 rounding, for one head matmul instead of two.
     """
 
-    def __init__(self, pair: ModelPair) -> None:
-        with pair.as_base() as base:
-            self.base = Readout(base)
+    def __init__(self, pair: ModelPair, base: Readout | None = None) -> None:
+        """base: the base side's Readout of another view of the same weights (its fp32 head copy is shared)."""
+        with pair.as_base() as base_model:
+            self.base = base if base is not None else Readout(base_model)
         with pair.as_finetuned() as ft:
             same_head = _unwrap(ft).get_output_embeddings() is self.base.head
             # One Readout for one head module: on a bf16 GPU model its fp32 weight copy is ~1 GiB at V=262k.

@@ -1,7 +1,9 @@
 """Load the base model, the finetuned model (LoRA adapter or full weights) and the tokenizer.
 
 A LoRA organism is loaded as ONE copy of the base weights wrapped by peft: base outputs come from
-`disable_adapter()`, finetuned outputs with the adapter on. Full finetunes are a second model.
+`disable_adapter()`, finetuned outputs with the adapter on. Several LoRA variants of one organism are
+loaded side by side on that same copy (`load_adapters`), each pair view switching to its own adapter.
+Full finetunes are a second model.
 """
 
 from __future__ import annotations
@@ -9,9 +11,9 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -158,6 +160,7 @@ class ModelPair:
     dtype: torch.dtype
     base_id: str
     finetuned_id: str
+    adapter: str | None = None  # peft adapter name of this view when several adapters share `model`
 
     @contextmanager
     def as_base(self) -> Iterator[nn.Module]:
@@ -170,7 +173,16 @@ class ModelPair:
 
     @contextmanager
     def as_finetuned(self) -> Iterator[nn.Module]:
-        yield self.finetuned_full if self.finetuned_full is not None else self.model
+        if self.finetuned_full is not None:
+            yield self.finetuned_full
+            return
+        if self.adapter is not None and self.model.active_adapter != self.adapter:  # type: ignore[attr-defined]
+            self.model.set_adapter(self.adapter)  # type: ignore[attr-defined]
+        yield self.model
+
+    def shares_base_with(self, other: ModelPair) -> bool:
+        """Both views run the same weights with adapters off: one base forward serves both."""
+        return self.model is other.model and self.finetuned_full is None and other.finetuned_full is None
 
     def finetuned_readout(self) -> tuple[nn.Module, nn.Module]:
         """(final norm, lm_head) of the finetuned model: the logit lens reads through these."""
@@ -188,6 +200,47 @@ def _finetuned_source(path: str | None, hub_id: str | None) -> str:
     return str(folder) if folder is not None else hub_id
 
 
+def load_adapters(
+    cfg: ModelConfig,
+    refs: Mapping[str, FinetunedRef],
+    *,
+    device: str | None = None,
+    dtype: str | None = None,
+    base_path: str | None = None,
+    device_map: str | None = None,
+) -> dict[str, ModelPair]:
+    """One pair view per LoRA variant, all on ONE copy of the base weights (adapters loaded side by side)."""
+    from peft import PeftModel
+
+    assert refs and all(r.is_adapter for r in refs.values())
+    dev = pick_device(device)
+    dt = pick_dtype(cfg, dev, dtype)
+    source = base_source(cfg, base_path)
+    tok = load_tokenizer(source)
+    base = _load_lm(source, cfg, dt, dev, device_map)
+    num_layers = base.config.num_hidden_layers
+    # peft adapter names become module-dict keys: variant names may hold dots, so use positions.
+    names = {variant: f"variant{i}" for i, variant in enumerate(refs)}
+    offline = not hub_reachable()
+    model = None
+    for variant, ref in refs.items():
+        adapter = _finetuned_source(ref.adapter_path, ref.adapter_id)
+        try:
+            if model is None:
+                model = PeftModel.from_pretrained(base, adapter, adapter_name=names[variant], local_files_only=offline)
+            else:
+                model.load_adapter(adapter, adapter_name=names[variant], local_files_only=offline)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot load LoRA adapter {adapter!r}: {exc.__class__.__name__}; check the id/folder or download it") from exc
+    assert model is not None
+    model.eval()
+    model.requires_grad_(False)
+    view = ModelPair(
+        tokenizer=tok, model=model, finetuned_full=None, num_layers=num_layers, device=dev, dtype=dt, base_id=source, finetuned_id=""  # type: ignore[arg-type]
+    )
+    return {variant: replace(view, finetuned_id=ref.source, adapter=names[variant]) for variant, ref in refs.items()}
+
+
 def load_pair(
     cfg: ModelConfig,
     finetuned: FinetunedRef,
@@ -197,29 +250,19 @@ def load_pair(
     base_path: str | None = None,
     device_map: str | None = None,
 ) -> ModelPair:
+    if finetuned.is_adapter:
+        pairs = load_adapters(cfg, {"": finetuned}, device=device, dtype=dtype, base_path=base_path, device_map=device_map)
+        return pairs[""]
     dev = pick_device(device)
     dt = pick_dtype(cfg, dev, dtype)
     source = base_source(cfg, base_path)
     tok = load_tokenizer(source)
     base = _load_lm(source, cfg, dt, dev, device_map)
-    if finetuned.is_adapter:
-        from peft import PeftModel
-
-        adapter = _finetuned_source(finetuned.adapter_path, finetuned.adapter_id)
-        try:
-            model = PeftModel.from_pretrained(base, adapter, local_files_only=not hub_reachable())
-        except (OSError, ValueError) as exc:
-            raise UserError(f"cannot load LoRA adapter {adapter!r}: {exc.__class__.__name__}; check the id/folder or download it") from exc
-        model.eval()
-        model.requires_grad_(False)
-        full = None
-    else:
-        src = _finetuned_source(finetuned.model_path, finetuned.model_id)
-        model, full = base, _load_lm(src, cfg, dt, dev, device_map)
+    src = _finetuned_source(finetuned.model_path, finetuned.model_id)
     return ModelPair(
         tokenizer=tok,
-        model=model,  # type: ignore[arg-type]
-        finetuned_full=full,
+        model=base,
+        finetuned_full=_load_lm(src, cfg, dt, dev, device_map),
         num_layers=base.config.num_hidden_layers,
         device=dev,
         dtype=dt,

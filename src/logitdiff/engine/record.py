@@ -49,5 +49,6 @@ class PassRecord(BaseModel):
     texts_too_short: int
     texts_run: int
     tokens_run: int
-    timings_s: dict[str, float]
+    timings_s: dict[str, float]  # of the whole pass (shared by every variant in it)
     versions: dict[str, str]
+    base_shared_with: list[str] = []  # finetuned ids of all variants whose pass shared the base forward

@@ -1,18 +1,21 @@
 """ONE streaming pass over the corpus that fills every requested LogitDiff and ADL cell of a (pair, corpus, seed).
 
-Per batch: both models run on the same texts; d = logits_ft − logits_base in fp32; the top-K_max and
+Several LoRA variants of one base (views from `load_adapters`) share a pass: per batch the base model
+runs once and each variant's finetuned forward runs on the rows its own cells need, so N variants
+cost N + 1 forwards instead of 2N. Per batch and variant: both models run on the same texts; d = logits_ft − logits_base in fp32; the top-K_max and
 bottom-K_max ids of every position are taken once; each (S, T) slot adds its positions to its counters.
 Texts are grouped by how many tokens they are run for, so batches need no padding. The head, the diff
 and the top-K run on the model's device in chunks of positions sized to a memory budget
 (`memory_plan`); nothing of vocabulary size is kept per position or copied to the host, so memory
-does not grow with S, and an explicit batch size cannot push the readout past the budget.
+does not grow with S, and an explicit batch size cannot push the readout past the budget. Freed heap
+memory is handed back to the OS after every batch (`allocator`), so fragmentation does not grow it either.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,8 +23,9 @@ import torch
 from tqdm.auto import tqdm
 
 from logitdiff.engine.accumulators import AdlAccumulator, LogitDiffAccumulator, TopKCodes
+from logitdiff.engine.allocator import release_freed_memory
 from logitdiff.engine.corpus import load_corpus
-from logitdiff.engine.forward import PairReadout, run_body
+from logitdiff.engine.forward import PairReadout, SideOutput, run_body
 from logitdiff.engine.memory_plan import MAX_FORWARD_TEXTS, available_bytes, readout_blocks, readout_positions
 from logitdiff.engine.models import ModelPair
 from logitdiff.engine.record import PassRecord, RequestRecord, library_versions
@@ -55,6 +59,14 @@ class AdlRequest:
 
 
 @dataclass(frozen=True)
+class VariantRequests:
+    """What one variant of a shared pass must fill."""
+
+    logitdiff: Sequence[LogitDiffRequest] = ()
+    adl: Sequence[AdlRequest] = ()
+
+
+@dataclass(frozen=True)
 class PassResult:
     logitdiff: dict[LogitDiffRequest, LogitDiffCounters]
     adl: dict[AdlRequest, AdlStats]
@@ -62,7 +74,7 @@ class PassResult:
 
 
 class _SlotState:
-    """Accumulators of one (S, T) slot: LogitDiff (if any request needs it) and one ADL sum per block."""
+    """Accumulators of one (S, T) slot of one variant: LogitDiff (if a request needs it) and one ADL sum per block."""
 
     def __init__(self, slot: Slot, codes: TopKCodes | None, adl_layers: set[int], hidden: int, device: torch.device,
                  first_position: int):
@@ -92,113 +104,61 @@ def _revision(model: torch.nn.Module) -> str | None:
     return getattr(getattr(model, "config", None), "_commit_hash", None)
 
 
-class _Pass:
+def _rows_of(texts: list[SelectedText], slot_index: int, device: torch.device) -> slice | torch.Tensor:
+    """Rows of `texts` that count for the slot (some do)."""
+    rows = [j for j, t in enumerate(texts) if slot_index in t.slots]
+    return slice(None) if len(rows) == len(texts) else torch.tensor(rows, device=device)
+
+
+class _Variant:
+    """One finetuned side of the pass: its readout, its top-K codes and its slots' accumulators.
+
+    `state` is keyed by the index of the slot in the pass's (shared) slot list, which is what
+    `SelectedText.slots` holds.
+    """
+
     def __init__(
-        self,
-        pair: ModelPair,
-        logitdiff: Sequence[LogitDiffRequest],
-        adl: Sequence[AdlRequest],
-        batch_size: int | None,
-        memory_budget: int | None,
-        first_position: int,
+        self, pair: ModelPair, readout: PairReadout, reqs: VariantRequests, slots: list[Slot], device: torch.device, first_position: int
     ):
         self.pair = pair
         self.first_position = first_position
-        self.readout = PairReadout(pair)
-        self.vocab = self.readout.ft.head.weight.shape[0]
-        # The counters live where the logits are made (the head's device under a device_map).
-        readout_device = self.readout.ft.head.weight.device
-        self.batch_size = batch_size
-        self.budget = memory_budget or available_bytes(pair.device)  # measured once the fp32 heads exist
-        self.block_positions = readout_positions(self.budget, self.vocab)
-        ks = sorted({r.top_k for r in logitdiff})
-        self.codes = TopKCodes(ks, self.vocab, readout_device) if ks else None
-        self.slots = sorted({Slot(r.samples, r.positions) for r in (*logitdiff, *adl)}, key=lambda s: (s.positions, s.samples))
-        needs_ld = {Slot(r.samples, r.positions) for r in logitdiff}
+        self.readout = readout
+        ks = sorted({r.top_k for r in reqs.logitdiff})
+        self.codes = TopKCodes(ks, readout.ft.head.weight.shape[0], device) if ks else None
+        needs_ld = {Slot(r.samples, r.positions) for r in reqs.logitdiff}
+        mine = needs_ld | {Slot(a.samples, a.positions) for a in reqs.adl}
         hidden = pair.model.get_input_embeddings().weight.shape[1]
-        self.state = [
-            _SlotState(
+        self.state = {
+            i: _SlotState(
                 s,
                 self.codes if s in needs_ld else None,
-                {absolute_layer(a.layer, pair.num_layers) for a in adl if Slot(a.samples, a.positions) == s},
+                {absolute_layer(a.layer, pair.num_layers) for a in reqs.adl if Slot(a.samples, a.positions) == s},
                 hidden,
-                readout_device,
+                device,
                 first_position,
             )
-            for s in self.slots
-        ]
-        self.forward_s = 0.0
-        self.stats_s = 0.0
+            for i, s in enumerate(slots)
+            if s in mine
+        }
         self.texts_run = 0
         self.tokens_run = 0
 
-    def auto_batch(self, run_length: int) -> int:
-        return self.batch_size or auto_batch_size(self.vocab, run_length, self.pair.device, self.budget)
+    def present(self, texts: list[SelectedText]) -> set[int]:
+        return {i for t in texts for i in t.slots if i in self.state}
 
-    def _sync(self) -> None:
-        if self.pair.device.type == "cuda":
-            torch.cuda.synchronize(self.pair.device)
+    def layers(self, present: set[int]) -> frozenset[int]:
+        return frozenset(layer for i in present for layer in self.state[i].adl)
 
-    def run_batch(self, texts: list[SelectedText]) -> None:
-        """All texts have the same run length R; each slot takes its first T positions of its own texts."""
-        t0 = time.perf_counter()
-        ids = torch.tensor([t.ids for t in texts], device=self.pair.device)
-        used_layers = frozenset(l for i, st in enumerate(self.state) for l in st.adl if any(i in t.slots for t in texts))
-        with torch.inference_mode():
-            with self.pair.as_base() as m:
-                base = run_body(m, ids, used_layers)
-            with self.pair.as_finetuned() as m:
-                ft = run_body(m, ids, used_layers)
-            self._sync()
-            self.forward_s += time.perf_counter() - t0
-            t1 = time.perf_counter()
-            self._accumulate_adl(texts, base.residuals, ft.residuals)
-            if self.codes is not None:
-                for rows, cols in readout_blocks(len(texts), ids.shape[1], self.block_positions):
-                    d = self._diff(base.hidden[rows, cols], ft.hidden[rows, cols])
-                    self._accumulate_logitdiff(texts[rows], cols.start, d)
-                    del d
-            self._sync()
-        self.stats_s += time.perf_counter() - t1
-        self.texts_run += len(texts)
-        self.tokens_run += ids.numel()
-
-    def _diff(self, h_base: torch.Tensor, h_ft: torch.Tensor) -> torch.Tensor:
-        """fp32 d of one readout block; the head matmuls count as forward time, like before chunking."""
-        self._sync()
-        t0 = time.perf_counter()
-        ro = self.readout
-        if ro.shared:
-            d = ro.shared_diff(h_base, h_ft)
-        else:
-            with self.pair.as_base():
-                z_base = ro.base.logits(h_base)
-            with self.pair.as_finetuned():
-                d = ro.ft.logits(h_ft)
-            d.sub_(z_base.to(d.device))  # in place: two [positions, V] tensors alive, not three
-            del z_base
-        self._sync()
-        dt = time.perf_counter() - t0
-        self.forward_s += dt
-        self.stats_s -= dt  # run_batch times the whole readout loop as statistics
-        return d
-
-    @staticmethod
-    def _rows_of(texts: list[SelectedText], slot_index: int, device: torch.device) -> slice | torch.Tensor:
-        """Rows of `texts` that count for the slot (some do)."""
-        rows = [j for j, t in enumerate(texts) if slot_index in t.slots]
-        return slice(None) if len(rows) == len(texts) else torch.tensor(rows, device=device)
-
-    def _accumulate_adl(self, texts: list[SelectedText], res_base: dict, res_ft: dict) -> None:
-        for i, st in enumerate(self.state):
+    def accumulate_adl(self, texts: list[SelectedText], res_base: dict, res_ft: dict) -> None:
+        for i, st in self.state.items():
             if not st.adl or not any(i in t.slots for t in texts):
                 continue  # run_batch hooked only the blocks of slots present in this batch
             t_len = st.slot.positions
             for layer, acc in st.adl.items():
-                sel = self._rows_of(texts, i, res_base[layer].device)
+                sel = _rows_of(texts, i, res_base[layer].device)
                 acc.add(res_base[layer][sel, :t_len], res_ft[layer][sel, :t_len])
 
-    def _accumulate_logitdiff(self, texts: list[SelectedText], first_position: int, d: torch.Tensor) -> None:
+    def accumulate_logitdiff(self, texts: list[SelectedText], first_position: int, d: torch.Tensor) -> None:
         """d: [n, c, V] for positions first_position … first_position + c − 1 of `texts`."""
         assert self.codes is not None
         n, c, v = d.shape
@@ -207,13 +167,114 @@ class _Pass:
         pos_codes = self.codes.encode(torch.topk(flat, k_max, dim=-1, sorted=True).indices).view(n, c, k_max)
         neg_codes = self.codes.encode(torch.topk(flat, k_max, dim=-1, largest=False, sorted=True).indices).view(n, c, k_max)
         skip = max(0, self.first_position - first_position)  # the BOS column, if this block holds it and it is left out
-        for i, st in enumerate(self.state):
+        for i, st in self.state.items():
             take = st.slot.positions - first_position  # this slot's positions inside the block
             if st.logitdiff is None or take <= skip or not any(i in t.slots for t in texts):
                 continue
-            sel = self._rows_of(texts, i, d.device)
+            sel = _rows_of(texts, i, d.device)
             cols = slice(skip, take)
             st.logitdiff.add(d[sel, cols].reshape(-1, v), pos_codes[sel, cols], neg_codes[sel, cols])
+
+
+class _Pass:
+    def __init__(
+        self,
+        pairs: Mapping[str, ModelPair],
+        requests: Mapping[str, VariantRequests],
+        batch_size: int | None,
+        memory_budget: int | None,
+        first_position: int,
+    ):
+        self.base_pair = next(iter(pairs.values()))
+        if any(not p.shares_base_with(self.base_pair) for p in pairs.values()) and len(pairs) > 1:
+            raise ValueError("variants share a pass only as adapter views of one base model (load_adapters)")
+        first = PairReadout(self.base_pair)
+        readouts = {key: first if p is self.base_pair else PairReadout(p, base=first.base) for key, p in pairs.items()}
+        self.vocab = first.ft.head.weight.shape[0]
+        # The counters live where the logits are made (the head's device under a device_map).
+        readout_device = first.ft.head.weight.device
+        self.batch_size = batch_size
+        self.budget = memory_budget or available_bytes(self.base_pair.device)  # measured once the fp32 heads exist
+        self.block_positions = readout_positions(self.budget, self.vocab)
+        every = [r for reqs in requests.values() for r in (*reqs.logitdiff, *reqs.adl)]
+        self.slots = sorted({Slot(r.samples, r.positions) for r in every}, key=lambda s: (s.positions, s.samples))
+        self.variants = {key: _Variant(pairs[key], readouts[key], requests[key], self.slots, readout_device, first_position) for key in pairs}
+        self.forward_s = 0.0
+        self.stats_s = 0.0
+        self.texts_run = 0
+        self.tokens_run = 0
+
+    def auto_batch(self, run_length: int) -> int:
+        return self.batch_size or auto_batch_size(self.vocab, run_length, self.base_pair.device, self.budget)
+
+    def _sync(self) -> None:
+        if self.base_pair.device.type == "cuda":
+            torch.cuda.synchronize(self.base_pair.device)
+
+    def run_batch(self, texts: list[SelectedText]) -> None:
+        """All texts have the same run length R; each variant runs on the rows its slots need, up to its largest T."""
+        ids = torch.tensor([t.ids for t in texts], device=self.base_pair.device)
+        present = {key: var.present(texts) for key, var in self.variants.items()}
+        layers = frozenset().union(*(var.layers(present[key]) for key, var in self.variants.items()))
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            with self.base_pair.as_base() as m:
+                base = run_body(m, ids, layers)
+            self._sync()
+            self.forward_s += time.perf_counter() - t0
+            for key, var in self.variants.items():
+                if present[key]:
+                    self._run_variant(var, texts, ids, base, present[key])
+        self.texts_run += len(texts)
+        self.tokens_run += ids.numel()
+        del base
+        release_freed_memory()
+
+    def _run_variant(self, var: _Variant, texts: list[SelectedText], ids: torch.Tensor, base: SideOutput, present: set[int]) -> None:
+        t0 = time.perf_counter()
+        rows = [j for j, t in enumerate(texts) if any(i in present for i in t.slots)]
+        run_length = max(var.state[i].slot.positions for i in present)
+        if len(rows) == len(texts):
+            mine, sel = texts, slice(None)
+        else:
+            mine, sel = [texts[j] for j in rows], torch.tensor(rows, device=ids.device)
+        with var.pair.as_finetuned() as m:
+            ft = run_body(m, ids[sel, :run_length], var.layers(present))
+        self._sync()
+        self.forward_s += time.perf_counter() - t0
+        t1 = time.perf_counter()
+        base_res = {layer: base.residuals[layer][sel, :run_length] for layer in ft.residuals}
+        var.accumulate_adl(mine, base_res, ft.residuals)
+        if var.codes is not None:
+            base_hidden = base.hidden[sel, :run_length]
+            for rows_b, cols in readout_blocks(len(mine), run_length, self.block_positions):
+                d = self._diff(var, base_hidden[rows_b, cols], ft.hidden[rows_b, cols])
+                var.accumulate_logitdiff(mine[rows_b], cols.start, d)
+                del d
+        self._sync()
+        self.stats_s += time.perf_counter() - t1
+        var.texts_run += len(mine)
+        var.tokens_run += len(mine) * run_length
+
+    def _diff(self, var: _Variant, h_base: torch.Tensor, h_ft: torch.Tensor) -> torch.Tensor:
+        """fp32 d of one readout block; the head matmuls count as forward time, like before chunking."""
+        self._sync()
+        t0 = time.perf_counter()
+        ro = var.readout
+        if ro.shared:
+            d = ro.shared_diff(h_base, h_ft)
+        else:
+            with var.pair.as_base():
+                z_base = ro.base.logits(h_base)
+            with var.pair.as_finetuned():
+                d = ro.ft.logits(h_ft)
+            d.sub_(z_base.to(d.device))  # in place: two [positions, V] tensors alive, not three
+            del z_base
+        self._sync()
+        dt = time.perf_counter() - t0
+        self.forward_s += dt
+        self.stats_s -= dt  # _run_variant times the whole readout loop as statistics
+        return d
 
 
 def run_pass(
@@ -228,7 +289,7 @@ def run_pass(
     progress: bool = True,
     memory_budget: int | None = None,
 ) -> PassResult:
-    """Walk the seeded corpus once and fill every request (see module docstring).
+    """Walk the seeded corpus once and fill every request of one pair (see module docstring).
 
     batch_size: texts per forward batch (default: from the budget). memory_budget: bytes the
     vocabulary-sized readout of one chunk may use (default: `memory_plan.available_bytes`).
@@ -237,20 +298,47 @@ def run_pass(
     positions) and of the ADL means (positions 1…T−1). A tokenizer that adds no BOS has no BOS
     position: nothing is left out, and a notice says so.
     """
-    _validate(pair, logitdiff, adl)
+    results = run_variants_pass(
+        {"": pair}, {"": VariantRequests(logitdiff, adl)}, corpus, seed,
+        batch_size=batch_size, drop_bos=drop_bos, progress=progress, memory_budget=memory_budget,
+    )  # fmt: skip
+    return results[""]
+
+
+def run_variants_pass(
+    pairs: Mapping[str, ModelPair],
+    requests: Mapping[str, VariantRequests],
+    corpus: str,
+    seed: int,
+    *,
+    batch_size: int | None = None,
+    drop_bos: bool = False,
+    progress: bool = True,
+    memory_budget: int | None = None,
+) -> dict[str, PassResult]:
+    """One walk of the seeded corpus for several adapter views of one base (or a single pair of any kind).
+
+    Each variant gets exactly the results a pass of its own would give it (same texts per slot);
+    the base forward of a batch is shared by all of them.
+    """
+    if set(pairs) != set(requests) or not pairs:
+        raise ValueError("give requests for exactly the variants of the pass")
+    for key, pair in pairs.items():
+        _validate(pair, requests[key].logitdiff, requests[key].adl)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     t_start = time.perf_counter()
+    base_pair = next(iter(pairs.values()))
     first_position = 0
     if drop_bos:
-        if starts_with_bos(pair.tokenizer):
+        if starts_with_bos(base_pair.tokenizer):
             first_position = 1
         else:
-            print(f"notice: --drop-bos: the tokenizer of {pair.base_id} adds no BOS token, so no position is left out", file=sys.stderr)
-    if first_position and any(r.positions < 2 for r in logitdiff):
+            print(f"notice: --drop-bos: the tokenizer of {base_pair.base_id} adds no BOS token, so no position is left out", file=sys.stderr)
+    if first_position and any(r.positions < 2 for reqs in requests.values() for r in reqs.logitdiff):
         raise UserError("--drop-bos leaves position 0 out: LogitDiff needs T ≥ 2 positions")
-    work = _Pass(pair, logitdiff, adl, batch_size, memory_budget, first_position)
+    work = _Pass(pairs, requests, batch_size, memory_budget, first_position)
     log = SelectionLog(rows=[[] for _ in work.slots])
-    texts = select_texts(load_corpus(corpus, seed), PrefixEncoder(pair.tokenizer), work.slots, log, corpus)
+    texts = select_texts(load_corpus(corpus, seed), PrefixEncoder(work.base_pair.tokenizer), work.slots, log, corpus)
 
     pending: dict[int, list[SelectedText]] = {}
     bar = tqdm(total=max(s.samples for s in work.slots), desc="engine pass", unit="text", disable=not progress)
@@ -265,21 +353,49 @@ def run_pass(
         bar.update(len(pending[run_length]))
     bar.close()
 
-    by_slot = {st.slot: st for st in work.state}
+    total = time.perf_counter() - t_start
+    timings = {
+        "total": total,
+        "forward": work.forward_s,
+        "statistics": work.stats_s,
+        "corpus_and_tokenize": total - work.forward_s - work.stats_s,
+    }
+    shared_with = [p.finetuned_id for p in pairs.values()] if len(pairs) > 1 else []
+    return {
+        key: _result(work.variants[key], requests[key], work, log, corpus, seed, drop_bos, batch_size, started, timings, shared_with)
+        for key in pairs
+    }
+
+
+def _result(
+    var: _Variant,
+    reqs: VariantRequests,
+    work: _Pass,
+    log: SelectionLog,
+    corpus: str,
+    seed: int,
+    drop_bos: bool,
+    batch_size: int | None,
+    started: str,
+    timings: dict[str, float],
+    shared_with: list[str],
+) -> PassResult:
+    pair = var.pair
+    by_slot = {st.slot: st for st in var.state.values()}
     ld_out = {}
-    for r in logitdiff:
+    for r in reqs.logitdiff:
         acc = by_slot[Slot(r.samples, r.positions)].logitdiff
         assert acc is not None
         ld_out[r] = acc.result(r.samples, r.positions, r.top_k)
     adl_out = {}
-    for a in adl:
+    for a in reqs.adl:
         layer = absolute_layer(a.layer, pair.num_layers)
         adl_out[a] = by_slot[Slot(a.samples, a.positions)].adl[layer].result(a.layer, layer)
 
-    total = time.perf_counter() - t_start
     rows_by_t: dict[int, list[int]] = {}
-    for slot, rows in zip(work.slots, log.rows, strict=True):  # sorted by (T, S): the largest S per T wins
-        rows_by_t[slot.positions] = list(rows)
+    for i, slot in enumerate(work.slots):  # sorted by (T, S): the largest S per T wins
+        if i in var.state:
+            rows_by_t[slot.positions] = list(log.rows[i])
     record = PassRecord(
         started_at=started,
         base_id=pair.base_id,
@@ -289,30 +405,26 @@ def run_pass(
         corpus=corpus,
         seed=seed,
         drop_bos=drop_bos,
-        first_counted_position=first_position,
+        first_counted_position=var.first_position,
         device=str(pair.device),
         dtype=str(pair.dtype).removeprefix("torch."),
         batch_size=batch_size,
-        shared_head=work.readout.shared,
-        requests=[RequestRecord(method="logitdiff", samples=r.samples, positions=r.positions, top_k=r.top_k) for r in logitdiff]
+        shared_head=var.readout.shared,
+        requests=[RequestRecord(method="logitdiff", samples=r.samples, positions=r.positions, top_k=r.top_k) for r in reqs.logitdiff]
         + [
             RequestRecord(
                 method="adl", samples=a.samples, positions=a.positions, relative_layer=a.layer, layer=absolute_layer(a.layer, pair.num_layers)
             )
-            for a in adl
+            for a in reqs.adl
         ],
         rows_by_positions=rows_by_t,
         texts_read=log.texts_read,
         texts_empty=log.texts_empty,
         texts_too_short=log.texts_too_short,
-        texts_run=work.texts_run,
-        tokens_run=work.tokens_run,
-        timings_s={
-            "total": total,
-            "forward": work.forward_s,
-            "statistics": work.stats_s,
-            "corpus_and_tokenize": total - work.forward_s - work.stats_s,
-        },
+        texts_run=var.texts_run,
+        tokens_run=var.tokens_run,
+        timings_s=timings,
         versions=library_versions(),
+        base_shared_with=shared_with,
     )
     return PassResult(logitdiff=ld_out, adl=adl_out, record=record)

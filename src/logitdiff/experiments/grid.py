@@ -1,7 +1,10 @@
 """Expand an experiment definition into its ordered cells; map array task ids onto them.
 
 Order is seed-major (for each seed, for each value [, for each method]), which is the SLURM array
-order. Cells that share model, variant, corpus and seed can be filled by one engine pass.
+order. Cells that share model, organism, corpus and seed are filled by one engine pass when their
+variants are LoRA adapters (one base forward for all of them); a full-weight variant gets a pass of
+its own per (model, organism, variant, corpus, seed). Several experiments planned together (a study)
+share those passes too; a cell that two experiments both contain is computed once.
 """
 
 from __future__ import annotations
@@ -47,12 +50,18 @@ class Cell(BaseModel):
 
     @property
     def pass_key(self) -> tuple[str, str, str, str, int]:
+        """The pair pass of this cell's variant alone."""
         return (self.model, self.organism, self.variant, self.corpus, self.seed)
 
     @property
     def method_label(self) -> str:
         """'logitdiff', 'adl' (logit lens) or 'adl-patchscope'."""
         return f"{self.method}-{self.readout}" if self.method == "adl" and self.readout != "lens" else self.method
+
+    @property
+    def result_key(self) -> tuple[object, ...]:
+        """Everything its stored result depends on (the store's path), not which experiment asked for it."""
+        return (*self.pass_key, self.method_label, self.samples, self.positions, self.top_k, self.adl_layer if self.method == "adl" else None)
 
     def label(self) -> str:
         method = f" {self.method_label}" if self.method == "adl" or self.swept == "variant" else ""
@@ -162,14 +171,31 @@ def expand(reg: Registry, exp: ExperimentConfig, opts: GridOptions) -> list[Cell
     return cells
 
 
-def array_units(cells: list[Cell], unit: ArrayUnit) -> list[list[Cell]]:
+def pass_groups(reg: Registry, cells: Sequence[Cell]) -> list[list[Cell]]:
+    """Cells per engine pass, in order of first appearance: all LoRA variants of one (model, organism,
+    corpus, seed) together, each full-weight variant alone."""
+    groups: dict[tuple[str, str, str, str, int], list[Cell]] = {}
+    for c in cells:
+        shared = reg.finetuned(c.organism, c.model, c.variant).is_adapter
+        key = (c.model, c.organism, "" if shared else c.variant, c.corpus, c.seed)
+        groups.setdefault(key, []).append(c)
+    return list(groups.values())
+
+
+def plan_cells(experiments: Sequence[Sequence[Cell]]) -> list[Cell]:
+    """The cells several experiments need, each stored result once (the first experiment's cell stands for it)."""
+    unique: dict[tuple[object, ...], Cell] = {}
+    for cells in experiments:
+        for c in cells:
+            unique.setdefault(c.result_key, c)
+    return list(unique.values())
+
+
+def array_units(reg: Registry, cells: list[Cell], unit: ArrayUnit) -> list[list[Cell]]:
     """The work of each array task: one cell each, or all cells of one engine pass each."""
     if unit == "cell":
         return [[c] for c in cells]
-    groups: dict[tuple[str, str, str, str, int], list[Cell]] = {}
-    for c in cells:
-        groups.setdefault(c.pass_key, []).append(c)
-    return list(groups.values())
+    return pass_groups(reg, cells)
 
 
 def task_for_id(raw_id: str | None, n_units: int) -> int | None:

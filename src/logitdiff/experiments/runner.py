@@ -1,6 +1,7 @@
 """Run an experiment grid: passes, relevance grading, agent evaluation, plots — skipping finished work.
 
-Cells that share (model, organism, variant, corpus, seed) are filled by one engine pass. Every stage
+Cells are filled by the fewest engine passes (`grid.pass_groups`: one per (model, organism, corpus,
+seed) for LoRA variants); several experiments run together (`run_study`) share them. Every stage
 writes through the results store; a cell whose stored result is missing or unreadable is (re)done,
 the others are reused. A failing cell is recorded with its reason and the rest go on.
 """
@@ -17,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from logitdiff.config.loader import Registry
-from logitdiff.experiments.grid import Cell, array_units, task_for_id
+from logitdiff.experiments.grid import Cell, array_units, pass_groups, plan_cells, task_for_id
 from logitdiff.experiments.hub_preflight import check_hub_access, hub_needs
 from logitdiff.experiments.judge_choice import resolve_judge_id
 from logitdiff.experiments.settings import Mode, RunSettings
@@ -39,7 +40,7 @@ class RunSummary:
     agent_reused: int = 0
     llm_usage: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
-    report_folder: str | None = None
+    report_folders: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
 
     def print(self) -> None:
@@ -58,28 +59,21 @@ class RunSummary:
             console.print(f"[red]failed[/] {escape(line)}")  # lines hold '[pass]', '[relevance …]': not markup
         if self.missing:
             console.print(f"[yellow]{len(self.missing)} results missing from the plots[/] (see missing.json), e.g. {escape(self.missing[0])}")
-        if self.report_folder:
-            console.print(f"plots and summaries: [bold]{escape(self.report_folder)}[/]")
+        for folder in self.report_folders:
+            console.print(f"plots and summaries: [bold]{escape(folder)}[/]")
 
 
-def _select(settings: RunSettings, cells: list[Cell]) -> tuple[list[Cell], bool]:
+def _select(reg: Registry, settings: RunSettings, cells: list[Cell]) -> tuple[list[Cell], bool]:
     """(cells to compute, whether to plot) for this invocation."""
     if settings.mode is Mode.plotting and not settings.array_job:
         return [], True
     if not settings.array_job:
         return cells, True
-    units = array_units(cells, settings.array_unit)
+    units = array_units(reg, cells, settings.array_unit)
     task = task_for_id(os.environ.get("SLURM_ARRAY_TASK_ID"), len(units))
     if task is None:
         return [], True
     return ([] if settings.mode is Mode.plotting else units[task]), False
-
-
-def _groups(cells: Iterable[Cell]) -> list[list[Cell]]:
-    groups: dict[tuple[str, str, str, str, int], list[Cell]] = {}
-    for c in cells:
-        groups.setdefault(c.pass_key, []).append(c)
-    return list(groups.values())
 
 
 def _warn_shared_weights(reg: Registry, cells: Iterable[Cell]) -> None:
@@ -98,9 +92,23 @@ def _warn_shared_weights(reg: Registry, cells: Iterable[Cell]) -> None:
 def run_experiment(reg: Registry, settings: RunSettings) -> RunSummary:
     exp = reg.experiment(settings.experiment)
     cells = validated_cells(reg, settings)
-    _warn_shared_weights(reg, cells)
+    todo, plot = _select(reg, settings, cells)
+    return _run(reg, settings, [cells], todo, plot, f"{exp.cli_name}: {len(todo)} of {len(cells)} cells")
+
+
+def run_study(reg: Registry, settings: list[RunSettings]) -> RunSummary:
+    """Several experiments at once (same model, organism, seeds and run options): their cells are planned
+    into the fewest passes, each stored result computed once; then each experiment's plots, as usual."""
+    grids = [validated_cells(reg, s) for s in settings]
+    plotting = settings[0].mode is Mode.plotting
+    todo = [] if plotting else plan_cells(grids)
+    names = ", ".join(reg.experiment(s.experiment).cli_name for s in settings)
+    return _run(reg, settings[0], grids, todo, True, f"study ({names}): {len(todo)} distinct of {sum(map(len, grids))} cells")
+
+
+def _run(reg: Registry, settings: RunSettings, grids: list[list[Cell]], todo: list[Cell], plot: bool, headline: str) -> RunSummary:
+    _warn_shared_weights(reg, [c for cells in grids for c in cells])
     store = ResultsStore(settings.results_dir, drop_bos=settings.drop_bos)
-    todo, plot = _select(settings, cells)
     if todo:
         needs = hub_needs(reg, store, todo, resolve_judge_id(settings.judge), overwrite=settings.overwrite, with_agent=settings.mode is Mode.full)
         check_hub_access(needs)
@@ -112,25 +120,29 @@ def run_experiment(reg: Registry, settings: RunSettings) -> RunSummary:
 
     check_run_inputs(settings, todo, plot)
     summary = RunSummary()
-    stages = Stages(reg, settings, store, summary, blackbox=frozenset(blackbox_cells(cells)))
+    # A blackbox cell may be stood for by an equal cell of an earlier experiment (plan_cells keeps the first).
+    stand_in = {c.result_key: c for c in todo}
+    blackbox = {stand_in.get(b.result_key, b) for cells in grids for b in blackbox_cells(cells)}
+    stages = Stages(reg, settings, store, summary, blackbox=frozenset(blackbox))
     if todo:
         stages.prepare(with_agent=settings.mode is Mode.full)
-        console.print(f"[bold]{exp.cli_name}[/]: {len(todo)} of {len(cells)} cells, judge {escape(stages.judge_id)}")
-        for group in _groups(todo):
+        console.print(f"[bold]{escape(headline)}[/], {len(pass_groups(reg, todo))} passes, judge {escape(stages.judge_id)}")
+        for group in pass_groups(reg, todo):
             stages.run_group(group)
         stages.close()
     if plot:
-        report = build_report(
-            cells,
-            store,
-            settings.output_dir,
-            stages.judge_id,
-            stages.judge_label,
-            agent=stages.agent if settings.mode is Mode.full or store.has_agent_results(cells, stages.agent) else None,
-            agent_runs=settings.agent_runs,
-        )
-        summary.missing = report.missing
-        summary.report_folder = str(report.folder)
+        for cells in grids:
+            report = build_report(
+                cells,
+                store,
+                settings.output_dir,
+                stages.judge_id,
+                stages.judge_label,
+                agent=stages.agent if settings.mode is Mode.full or store.has_agent_results(cells, stages.agent) else None,
+                agent_runs=settings.agent_runs,
+            )
+            summary.missing += report.missing
+            summary.report_folders.append(str(report.folder))
     summary.print()
     return summary
 

@@ -16,8 +16,8 @@ from rich.markup import escape
 
 from logitdiff.config.loader import Registry
 from logitdiff.config.schema import FinetunedRef, ModelConfig, OrganismConfig
-from logitdiff.engine.models import ModelPair, base_source, load_pair, load_tokenizer
-from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, run_pass
+from logitdiff.engine.models import ModelPair, base_source, load_adapters, load_pair, load_tokenizer
+from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, VariantRequests, run_variants_pass
 from logitdiff.errors import UserError
 from logitdiff.experiments.candidates import ADL_LISTS, candidate_lists, load_scale_choices, save_scale_choices
 from logitdiff.experiments.grid import Cell
@@ -55,17 +55,21 @@ AGENT_TEMPERATURE = 0.7
 
 @dataclass
 class _PairCache:
-    """Keeps the last loaded model pair: consecutive passes of one variant reuse it."""
+    """Keeps the last loaded weights (one pair, or adapter views of one base): consecutive passes reuse them."""
 
-    key: tuple[str, str, str] | None = None
-    pair: ModelPair | None = None
+    key: tuple[str, str] | None = None  # (model, organism)
+    pairs: dict[str, ModelPair] = field(default_factory=dict)  # variant -> pair view
 
-    def get(self, key: tuple[str, str, str], load: Callable[[], ModelPair]) -> ModelPair:
-        if self.key != key or self.pair is None:
-            self.pair = None  # drop the previous weights before loading the next
-            self.pair = load()
+    def get(self, key: tuple[str, str], variants: list[str], load: Callable[[], dict[str, ModelPair]]) -> dict[str, ModelPair]:
+        if self.key != key or any(v not in self.pairs for v in variants):
+            self.pairs = {}  # drop the previous weights before loading the next
+            self.pairs = load()
             self.key = key
-        return self.pair
+        return {v: self.pairs[v] for v in variants}
+
+    @property
+    def any_pair(self) -> ModelPair | None:
+        return next(iter(self.pairs.values()), None)
 
 
 @dataclass
@@ -123,10 +127,20 @@ class Stages:
         return self.reg.model(cell.model), self.reg.finetuned(cell.organism, cell.model, cell.variant), self.reg.organism(cell.organism)
 
     def pair(self, cell: Cell) -> ModelPair:
-        model_cfg, ref, _ = self.configs(cell)
+        return self.pairs(cell, [cell.variant])[cell.variant]
+
+    def pairs(self, cell: Cell, variants: list[str]) -> dict[str, ModelPair]:
+        """Pair views of `variants` of the cell's model and organism: LoRA ones on one copy of the base."""
+        model_cfg = self.reg.model(cell.model)
+        refs = {v: self.reg.finetuned(cell.organism, cell.model, v) for v in variants}
         s = self.settings
-        key = (cell.model, cell.organism, cell.variant)
-        return self._pairs.get(key, lambda: load_pair(model_cfg, ref, device=s.device, dtype=s.dtype, device_map=s.device_map))
+        opts = {"device": s.device, "dtype": s.dtype, "device_map": s.device_map}
+        if all(ref.is_adapter for ref in refs.values()):
+            load = lambda: load_adapters(model_cfg, refs, **opts)  # noqa: E731
+        else:
+            assert len(refs) == 1, "full-weight variants run one pair per pass"
+            load = lambda: {v: load_pair(model_cfg, ref, **opts) for v, ref in refs.items()}  # noqa: E731
+        return self._pairs.get((cell.model, cell.organism), variants, load)
 
     def fail(self, cell: Cell, stage: str, reason: str) -> None:
         write_json(self.store.failure(cell), CellFailure(cell=cell, stage=stage, reason=reason).model_dump())  # type: ignore[arg-type]
@@ -169,41 +183,49 @@ class Stages:
         return [c for c in group if c not in failed]
 
     def _compute(self, cells: list[Cell]) -> list[Cell]:
-        """One engine pass for all `cells`; returns the cells that failed.
+        """One engine pass for all `cells` (one variant, or LoRA variants sharing the base forward); returns the cells that failed.
 
         If the shared pass fails for a reason the user can fix (e.g. the corpus has too few texts for
-        the largest T), each cell is retried alone so only the impossible ones fail.
+        the largest T), it is split by (S, T) slot, then by cell, so only the impossible cells fail.
         """
+        variants = list(dict.fromkeys(c.variant for c in cells))
         ld = {c: LogitDiffRequest(c.samples, c.positions, c.top_k) for c in cells if c.method == "logitdiff"}
         adl = {c: AdlRequest(c.samples, c.positions, c.adl_layer) for c in cells if c.method == "adl"}
+        requests = {
+            v: VariantRequests(
+                list(dict.fromkeys(r for c, r in ld.items() if c.variant == v)),
+                list(dict.fromkeys(r for c, r in adl.items() if c.variant == v)),
+            )
+            for v in variants
+        }
         first = cells[0]
         try:
-            pair = self.pair(first)
-            result = run_pass(
-                pair,
-                first.corpus,
-                first.seed,
-                list(dict.fromkeys(ld.values())),
-                list(dict.fromkeys(adl.values())),
-                batch_size=self.settings.batch_size,
-                drop_bos=self.settings.drop_bos,
+            pairs = self.pairs(first, variants)
+            results = run_variants_pass(
+                pairs, requests, first.corpus, first.seed, batch_size=self.settings.batch_size, drop_bos=self.settings.drop_bos
             )
         except torch.cuda.OutOfMemoryError:
             reason = "out of GPU memory: rerun with a smaller --batch-size (or --dtype bfloat16)"
         except UserError as exc:
             if len(cells) > 1:
-                return [c for cell in cells for c in self._compute([cell])]
+                slots: dict[tuple[int, int], list[Cell]] = {}
+                for c in cells:
+                    slots.setdefault((c.samples, c.positions), []).append(c)
+                parts = list(slots.values()) if len(slots) > 1 else [[c] for c in cells]
+                return [c for part in parts for c in self._compute(part)]
             reason = str(exc)
         else:
             for c in cells:
-                save_pass_record(self.store, c, result.record)
+                save_pass_record(self.store, c, results[c.variant].record)
             for c, req in ld.items():
-                save_logitdiff(self.store, c, result.logitdiff[req], orderings(result.logitdiff[req], pair.tokenizer, c.top_k))
+                counters = results[c.variant].logitdiff[req]
+                save_logitdiff(self.store, c, counters, orderings(counters, pairs[c.variant].tokenizer, c.top_k))
             for c, areq in adl.items():
+                stats = results[c.variant].adl[areq]
                 if c.readout == "patchscope":
-                    save_adl_patchscope(self.store, c, result.adl[areq], patchscope(result.adl[areq], pair, ADL_LISTS))
+                    save_adl_patchscope(self.store, c, stats, patchscope(stats, pairs[c.variant], ADL_LISTS))
                 else:
-                    save_adl(self.store, c, result.adl[areq], logit_lens(result.adl[areq], pair))
+                    save_adl(self.store, c, stats, logit_lens(stats, pairs[c.variant]))
             for c in cells:
                 self.store.failure(c).unlink(missing_ok=True)
             self.fresh.update(cells)
@@ -218,7 +240,7 @@ class Stages:
         key = (cell.model, cell.organism, cell.variant)
         if key not in self._frequent:
             model_cfg, ref, organism = self.configs(cell)
-            tokenizer = self._pairs.pair.tokenizer if self._pairs.pair is not None else load_tokenizer(base_source(model_cfg))
+            tokenizer = self._pairs.any_pair.tokenizer if self._pairs.any_pair is not None else load_tokenizer(base_source(model_cfg))
             self._frequent[key] = frequent_training_tokens(organism, ref, tokenizer, self.settings.cache_folder())
         return self._frequent[key]
 
