@@ -2,7 +2,15 @@
 
 (a) one pass filling all 9 topk_depth cells (K = 5 … 5000, S, T=30) vs the 9 cells run one by one;
 (b) the pass vs bare forward passes of both models over the same tokens;
-(c) peak RSS of a pass at three sample counts (T=30): host memory must not grow with S.
+(c) peak RSS of a pass at three sample counts (T=30): host memory must not grow with S;
+(d) the mix-ratio grid of one seed (5 variants × LogitDiff K=100 and ADL r=0.5): one pair pass per
+    variant (before the multi-variant pass) vs one multi-variant pass (one base forward per batch);
+(e) the four experiments' grids of one seed: run one after another with pair passes (results one
+    experiment stored are reused by the next, as the store does) vs planned as one study.
+
+(d) and (e) use the bundled organism (five cake_bake adapters) and its diffing corpus, with S divided
+by --scale (T and K as in configs/experiments), and time adapter/model loading with the passes, as a
+run does; they time the engine only (no judge).
 
 Measurements run in fresh subprocesses: one for all timings (model loaded once, warmed up by a tiny
 untimed pass) and one per RSS reading (so each peak RSS is that pass's own); loading is never timed.
@@ -12,6 +20,7 @@ random English-like text is generated. Results: a markdown table on stdout and i
 
     python benchmarks/bench_engine.py --samples 100            # the full-size run (GPU box / quiet CPU)
     python benchmarks/bench_engine.py --samples 6 --rss 25,75 --threads 1  # fits 10 min on 2 shared cores
+    python benchmarks/bench_engine.py --parts de --scale 25 --threads 1   # only (d) and (e), S/25
 
 Every S in --rss should fill at least one forward batch (22 texts at T=30 with smollm2's vocabulary on
 CPU): below that the batch, and with it the peak RSS, still grows with S by design.
@@ -33,6 +42,7 @@ from pathlib import Path
 
 TOPK_DEPTH = (5, 10, 20, 50, 100, 200, 500, 1000, 5000)
 POSITIONS = 30
+STUDY = ("mix-ratio", "topk-depth", "token-positions", "n-samples")  # the order the launchers run them
 LORA_SEED = 1234
 WORDS = (
     "the of and to in a is that for it as was with be by on not he this are or his from at which but have an they "
@@ -156,11 +166,111 @@ def rss_worker(pair, corpus: str, samples: int) -> dict:  # noqa: ANN001
     return {"seconds": time.perf_counter() - t0, "rss_after_load_mib": loaded, "peak_rss_mib": _peak_rss_mib()}
 
 
+def _study_grids(scale: int, only: tuple[str, ...] = STUDY) -> list:
+    """The experiments' grids for seed 42 on the bundled organism, every S divided by `scale`."""
+    from logitdiff.config.loader import Registry
+    from logitdiff.experiments.grid import GridOptions, expand
+
+    reg = Registry.load()
+    grids = []
+    for name in only:
+        exp = reg.experiment(name)
+        common = {"model": "smollm2_135M", "organism": "cake_bake", "seeds": [42]}
+        if exp.swept == "samples":
+            values = [str(v) for v in dict.fromkeys(max(1, round(v / scale)) for v in exp.values)]
+            opts = GridOptions(**common, values=values)
+        else:
+            opts = GridOptions(**common, samples=max(1, exp.fixed.samples // scale))
+        grids.append(expand(reg, exp, opts))
+    return grids
+
+
+def _requests(cells: list) -> dict:
+    from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, VariantRequests
+
+    out = {}
+    for v in dict.fromkeys(c.variant for c in cells):
+        mine = [c for c in cells if c.variant == v]
+        out[v] = VariantRequests(
+            list(dict.fromkeys(LogitDiffRequest(c.samples, c.positions, c.top_k) for c in mine if c.method == "logitdiff")),
+            list(dict.fromkeys(AdlRequest(c.samples, c.positions, c.adl_layer) for c in mine if c.method == "adl")),
+        )
+    return out
+
+
+def pair_passes(grids: list) -> dict:
+    """Before the multi-variant pass: experiment after experiment, one pair pass per (variant, seed) of the
+    cells not stored yet, the pair reloaded whenever the variant changes (as the runner's pair cache did)."""
+    from logitdiff.config.loader import Registry
+    from logitdiff.engine.models import load_pair
+    from logitdiff.engine.streaming_pass import run_pass
+
+    reg = Registry.load()
+    t0, c0 = time.perf_counter(), time.process_time()
+    done: set = set()
+    loaded: tuple | None = None
+    pair = None
+    passes = 0
+    for cells in grids:
+        todo = [c for c in cells if c.result_key not in done]
+        groups: dict = {}
+        for c in todo:
+            groups.setdefault(c.pass_key, []).append(c)
+        for group in groups.values():
+            first = group[0]
+            if loaded != (first.variant,):
+                pair = None
+                pair = load_pair(reg.model(first.model), reg.finetuned(first.organism, first.model, first.variant), device="cpu")
+                loaded = (first.variant,)
+            req = _requests(group)[first.variant]
+            run_pass(pair, first.corpus, first.seed, req.logitdiff, req.adl, progress=False)
+            passes += 1
+        done.update(c.result_key for c in todo)
+    return {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0, "passes": passes}
+
+
+def planned_passes(grids: list) -> dict:
+    """Now: the grids planned together (each result once), one multi-variant pass per (model, organism, corpus, seed)."""
+    from logitdiff.config.loader import Registry
+    from logitdiff.engine.models import load_adapters
+    from logitdiff.engine.streaming_pass import run_variants_pass
+    from logitdiff.experiments.grid import pass_groups, plan_cells
+
+    reg = Registry.load()
+    t0, c0 = time.perf_counter(), time.process_time()
+    groups = pass_groups(reg, plan_cells(grids))
+    for group in groups:
+        first = group[0]
+        requests = _requests(group)
+        pairs = load_adapters(reg.model(first.model), {v: reg.finetuned(first.organism, first.model, v) for v in requests}, device="cpu")
+        run_variants_pass(pairs, requests, first.corpus, first.seed, progress=False)
+        del pairs
+    return {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0, "passes": len(groups)}
+
+
+def grid_worker(job: dict) -> dict:
+    """(d) or (e): before and now alternated (before, now, now, before) so load drift hits both alike."""
+    grids = _study_grids(job["scale"], ("mix-ratio",) if job["kind"] == "mix" else STUDY)
+    warm = _study_grids(200, ("mix-ratio",))  # untimed: one-off costs of a fresh process
+    planned_passes(warm)
+    before, now = [pair_passes(grids)], [planned_passes(grids)]
+    now.append(planned_passes(grids))
+    before.append(pair_passes(grids))
+
+    def mean(runs: list[dict]) -> dict:
+        return {k: sum(r[k] for r in runs) / len(runs) for k in runs[0]}
+
+    cells = sum(len(g) for g in grids)
+    return {"before": mean(before), "now": mean(now), "cells": cells}
+
+
 def worker(job: dict) -> dict:
     import torch
 
     if job["threads"]:
         torch.set_num_threads(job["threads"])
+    if job["kind"] in ("mix", "study"):
+        return grid_worker(job)
     pair = _load(job["adapter"])
     run = timing_worker if job["kind"] == "timing" else rss_worker
     return run(pair, job["corpus"], job["samples"])
@@ -182,12 +292,24 @@ def _yes(ok: bool) -> str:
     return "yes" if ok else "no"
 
 
+def _ratio_rows(label: str, res: dict, goal: float) -> list[str]:
+    b, n = res["before"], res["now"]
+    wall, cpu = n["seconds"] / b["seconds"], n["cpu_seconds"] / b["cpu_seconds"]
+    return [
+        f"| {label}: before, {b['passes']:.0f} pair passes ({res['cells']} cells) | {b['seconds']:.1f} s | {b['cpu_seconds']:.1f} s | | |",
+        f"| {label}: now, {n['passes']:.0f} multi-variant pass(es) | {n['seconds']:.1f} s | {n['cpu_seconds']:.1f} s | | |",
+        f"| {label}: now / before | {wall:.2f}× | {cpu:.2f}× | ≤ {goal}× | {_yes(wall <= goal)} / {_yes(cpu <= goal)} |",
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--parts", default="abcde", help="which measurements to run: any of a, b (together), c, d, e")
     ap.add_argument("--samples", type=int, default=100, help="S for (a) and (b) (default 100)")
     ap.add_argument("--rss", default="100,1000,3000", help="comma-separated S values for (c)")
-    ap.add_argument("--corpus", help="a local corpus file (default: a generated throwaway jsonl)")
-    ap.add_argument("--adapter", help="a peft LoRA folder for smollm2_135M (default: a seeded random LoRA)")
+    ap.add_argument("--scale", type=int, default=1, help="(d), (e): every S of the grids divided by this (default 1: full size)")
+    ap.add_argument("--corpus", help="a local corpus file for (a)-(c) (default: a generated throwaway jsonl)")
+    ap.add_argument("--adapter", help="a peft LoRA folder for smollm2_135M for (a)-(c) (default: a seeded random LoRA)")
     ap.add_argument(
         "--threads", type=int, help="torch threads per worker (default: torch's choice); 1 is steadier on a busy shared machine"
     )
@@ -198,58 +320,80 @@ def main() -> None:
         print(json.dumps(worker(json.loads(args.worker))))
         return
 
+    parts = set(args.parts)
     rss_samples = [int(x) for x in args.rss.split(",")]
     started = time.perf_counter()
     load_start = os.getloadavg()[0]
+    timing, rss, grids = None, [], {}
     with tempfile.TemporaryDirectory() as tmp:
-        corpus = args.corpus or str(english_corpus(Path(tmp) / "corpus.jsonl", 2 * max(rss_samples + [args.samples]) + 100))
-        adapter = args.adapter or str(make_random_adapter(Path(tmp) / "adapter"))
-        base = {"corpus": corpus, "adapter": adapter, "samples": args.samples, "threads": args.threads}
-        print(f"(a)+(b): one pass with 9 cells, bare forwards, 9 single cells, S={args.samples} …", file=sys.stderr, flush=True)
-        timing = run_job({**base, "kind": "timing"})
-        rss = []
-        for s in rss_samples:
-            print(f"(c): peak RSS at S={s} …", file=sys.stderr, flush=True)
-            rss.append(run_job({**base, "samples": s, "kind": "rss"}))
+        if parts & {"a", "b", "c"}:
+            corpus = args.corpus or str(english_corpus(Path(tmp) / "corpus.jsonl", 2 * max(rss_samples + [args.samples]) + 100))
+            adapter = args.adapter or str(make_random_adapter(Path(tmp) / "adapter"))
+            base = {"corpus": corpus, "adapter": adapter, "samples": args.samples, "threads": args.threads}
+        if parts & {"a", "b"}:
+            print(f"(a)+(b): one pass with 9 cells, bare forwards, 9 single cells, S={args.samples} …", file=sys.stderr, flush=True)
+            timing = run_job({**base, "kind": "timing"})
+        if "c" in parts:
+            for s in rss_samples:
+                print(f"(c): peak RSS at S={s} …", file=sys.stderr, flush=True)
+                rss.append(run_job({**base, "samples": s, "kind": "rss"}))
+        for part, kind in (("d", "mix"), ("e", "study")):
+            if part in parts:
+                print(f"({part}): {kind} grid of one seed, S/{args.scale}, before vs now …", file=sys.stderr, flush=True)
+                grids[part] = run_job({"kind": kind, "scale": args.scale, "threads": args.threads})
 
-    combined, singles, bare = timing["combined"], timing["singles"], timing["bare"]
-
-    def ratios(key: str) -> tuple[float, float, float]:
-        one_by_one = sum(r[key] for r in singles.values())
-        return one_by_one, one_by_one / combined[key], combined[key] / bare[key]
-
-    (wall_1b1, wall_speedup, wall_over), (cpu_1b1, cpu_speedup, cpu_over) = ratios("seconds"), ratios("cpu_seconds")
-    growth = rss[-1]["peak_rss_mib"] / rss[0]["peak_rss_mib"] - 1
-    per_cell = ", ".join(f"K={k}: {r['seconds']:.0f}" for k, r in singles.items())
-    t = combined["timings"]
     lines = [
-        "# Engine benchmark (smollm2_135M, CPU fp32, LoRA pair)",
+        "# Engine benchmark (smollm2_135M, CPU fp32)",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, load average at start {load_start:.1f} "
         f"(shared with other jobs: wall times are noisy, CPU times of the process are the steadier comparison). "
-        f"T={POSITIONS}, seed 42, automatic batch size, torch threads: {args.threads or 'default'}. "
-        "(a)/(b): the 9-cell pass and the bare forwards are each the mean of a run before and after the single cells.",
-        f"Adapter: {'`' + args.adapter + '`' if args.adapter else 'seeded random LoRA (r=16, all linear projections, B ~ N(0, 0.02)) made on the fly: no organism adapter given'}. "
-        f"Corpus: {'`' + args.corpus + '`' if args.corpus else 'generated throwaway English-like jsonl'}.",
-        f"d computed as W·(h_ft − h_base) (shared, unadapted head): {combined['shared_head']}.",
-        "",
-        "| measurement | wall | CPU | goal | met (wall / CPU) |",
-        "|---|---|---|---|---|",
-        f"| (a) one pass, 9 topk_depth cells (S={args.samples}) | {combined['seconds']:.1f} s | {combined['cpu_seconds']:.1f} s | | |",
-        f"| (a) the 9 cells one by one | {wall_1b1:.1f} s | {cpu_1b1:.1f} s | | |",
-        f"| (a) speed-up | {wall_speedup:.2f}× | {cpu_speedup:.2f}× | ≥ 6× | {_yes(wall_speedup >= 6)} / {_yes(cpu_speedup >= 6)} |",
-        f"| (b) bare forwards of both models, same tokens | {bare['seconds']:.1f} s | {bare['cpu_seconds']:.1f} s | | |",
-        f"| (b) pass / bare | {wall_over:.2f}× | {cpu_over:.2f}× | ≤ 1.3× | {_yes(wall_over <= 1.3)} / {_yes(cpu_over <= 1.3)} |",
+        f"Seed 42, automatic batch size, torch threads: {args.threads or 'default'}. Parts run: {''.join(sorted(parts))}.",
     ]
-    for s, r in zip(rss_samples, rss, strict=True):
-        lines.append(f"| (c) peak RSS, S={s} (K=100 + ADL r=0.5; {r['rss_after_load_mib']:.0f} MiB after load) | {r['peak_rss_mib']:.0f} MiB | | | |")
-    lines.append(f"| (c) growth S={rss_samples[-1]} vs S={rss_samples[0]} | {100 * growth:+.1f}% | | ≤ +10% | {_yes(growth <= 0.10)} |")
-    lines += [
-        "",
-        f"Cells one by one (wall s): {per_cell}. The pass's own split: forward {t['forward']:.1f} s, "
-        f"top-K and counters {t['statistics']:.1f} s, corpus and tokenization {t['corpus_and_tokenize']:.1f} s.",
-        f"Total benchmark time {time.perf_counter() - started:.0f} s.",
-    ]
+    if timing or rss:
+        lines.append(
+            f"(a)-(c): T={POSITIONS}, LoRA pair; adapter: {'`' + args.adapter + '`' if args.adapter else 'seeded random LoRA (r=16, all linear projections, B ~ N(0, 0.02)) made on the fly'}; "
+            f"corpus: {'`' + args.corpus + '`' if args.corpus else 'generated throwaway English-like jsonl'}. "
+            "(a)/(b): the 9-cell pass and the bare forwards are each the mean of a run before and after the single cells."
+        )
+    if grids:
+        lines.append(
+            f"(d)/(e): the bundled cake_bake adapters and diffing corpus; every S divided by {args.scale} (T, K as configured); "
+            "loading included; each side is the mean of two runs (before, now, now, before); engine only, no judge."
+        )
+    lines += ["", "| measurement | wall | CPU | goal | met (wall / CPU) |", "|---|---|---|---|---|"]
+    if timing:
+        combined, singles, bare = timing["combined"], timing["singles"], timing["bare"]
+
+        def ratios(key: str) -> tuple[float, float, float]:
+            one_by_one = sum(r[key] for r in singles.values())
+            return one_by_one, one_by_one / combined[key], combined[key] / bare[key]
+
+        (wall_1b1, wall_speedup, wall_over), (cpu_1b1, cpu_speedup, cpu_over) = ratios("seconds"), ratios("cpu_seconds")
+        lines += [
+            f"| (a) one pass, 9 topk_depth cells (S={args.samples}) | {combined['seconds']:.1f} s | {combined['cpu_seconds']:.1f} s | | |",
+            f"| (a) the 9 cells one by one | {wall_1b1:.1f} s | {cpu_1b1:.1f} s | | |",
+            f"| (a) speed-up | {wall_speedup:.2f}× | {cpu_speedup:.2f}× | ≥ 6× | {_yes(wall_speedup >= 6)} / {_yes(cpu_speedup >= 6)} |",
+            f"| (b) bare forwards of both models, same tokens | {bare['seconds']:.1f} s | {bare['cpu_seconds']:.1f} s | | |",
+            f"| (b) pass / bare | {wall_over:.2f}× | {cpu_over:.2f}× | ≤ 1.3× | {_yes(wall_over <= 1.3)} / {_yes(cpu_over <= 1.3)} |",
+        ]
+    if rss:
+        growth = rss[-1]["peak_rss_mib"] / rss[0]["peak_rss_mib"] - 1
+        for s, r in zip(rss_samples, rss, strict=True):
+            lines.append(f"| (c) peak RSS, S={s} (K=100 + ADL r=0.5; {r['rss_after_load_mib']:.0f} MiB after load; {r['seconds']:.0f} s) | {r['peak_rss_mib']:.0f} MiB | | | |")
+        lines.append(f"| (c) growth S={rss_samples[-1]} vs S={rss_samples[0]} (default allocator) | {100 * growth:+.1f}% | | ≤ +10% | {_yes(growth <= 0.10)} |")
+    if "d" in grids:
+        lines += _ratio_rows("(d) mix-ratio, one seed", grids["d"], 0.65)
+    if "e" in grids:
+        lines += _ratio_rows("(e) study (4 experiments), one seed", grids["e"], 0.85)
+    lines.append("")
+    if timing:
+        t = timing["combined"]["timings"]
+        per_cell = ", ".join(f"K={k}: {r['seconds']:.0f}" for k, r in timing["singles"].items())
+        lines.append(
+            f"Cells one by one (wall s): {per_cell}. The pass's own split: forward {t['forward']:.1f} s, "
+            f"top-K and counters {t['statistics']:.1f} s, corpus and tokenization {t['corpus_and_tokenize']:.1f} s."
+        )
+    lines.append(f"Total benchmark time {time.perf_counter() - started:.0f} s.")
     table = "\n".join(lines) + "\n"
     print(table)
     Path(args.out).write_text(table)
