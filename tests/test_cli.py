@@ -59,6 +59,15 @@ def test_study_plotting_writes_every_experiments_report(tmp_path: Path) -> None:
     assert missing == {"mix_ratio": 10, "topk_depth": 9, "token_positions": 7, "n_samples": 6}  # nothing computed yet
 
 
+
+def test_study_check_validates_every_experiment_and_runs_nothing(tmp_path: Path) -> None:
+    ok = run("study", "--seeds", "42", "--adl-readout", "both", "--check", "--results-dir", str(tmp_path / "r"))
+    assert ok.returncode == 0, ok.stderr
+    # only mix-ratio has ADL cells (5 variants): the two readouts make it 5 LogitDiff + 2 x 5 ADL
+    assert ok.stdout.strip() == "ok: mix-ratio 15 cells, topk-depth 9 cells, token-positions 7 cells, n-samples 6 cells"
+    assert not (tmp_path / "r").exists()
+    assert "--dtype 'fp8'" in _one_line_error(run("study", "--dtype", "fp8", "--check"))
+
 def test_unknown_organism() -> None:
     line = _one_line_error(run("topk-depth", "--organism", "nope"))
     assert "unknown organism 'nope'" in line and "cake_bake" in line and "fda_approval" in line

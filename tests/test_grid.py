@@ -94,6 +94,19 @@ def test_study_plan_needs_one_pass_per_seed_and_each_result_once(reg: Registry) 
     assert {c.variant for c in groups[0]} == {"default", "mix1-0p5", "mix1-1p0", "mix1-1p5", "mix1-2p0"}
 
 
+
+def test_study_plan_keeps_lens_and_patchscope_results_apart(reg: Registry) -> None:
+    names = ("mix-ratio", "topk-depth", "token-positions", "n-samples")
+    lens = plan_cells([expand(reg, reg.experiment(n), GridOptions(seeds=[42])) for n in names])
+    both = plan_cells([expand(reg, reg.experiment(n), GridOptions(seeds=[42], adl_readout="both")) for n in names])
+    adl = [c for c in lens if c.method == "adl"]
+    assert adl  # the study has ADL cells to double
+    assert len(both) == len(lens) + len(adl)
+    patchscope = {c.model_copy(update={"readout": "lens", "index": 0, "experiment": ""}) for c in both if c.readout == "patchscope"}
+    assert patchscope == {c.model_copy(update={"index": 0, "experiment": ""}) for c in adl}
+    # one engine pass still serves both readouts of a seed
+    assert len(pass_groups(reg, both)) == len(pass_groups(reg, lens)) == 1
+
 def test_task_id_mapping() -> None:
     assert task_for_id("0", 45) == 0
     assert task_for_id("44", 45) == 44
