@@ -11,6 +11,7 @@ import pytest
 from tiny_experiment import TINY_MODEL, TINY_ORGANISM, TinySetup, build_tiny_setup
 
 from logitdiff.config.loader import Registry
+from logitdiff.judge.offline import OFFLINE_JUDGE_ID
 from logitdiff.experiments.grid import GridOptions, expand
 from logitdiff.results.atomic import read_json, write_json
 from logitdiff.results.records import RelevanceResult
@@ -19,7 +20,7 @@ from logitdiff.results.store import ResultsStore
 pytestmark = pytest.mark.slow  # a real tiny run of the CLI
 
 GRID = ["--model", TINY_MODEL, "--organism", TINY_ORGANISM, "--seeds", "42,1042", "--values", "5,10", "--samples", "4", "--positions", "6", "--judge", "offline"]
-JUDGE = "offline/minilm-sim-v1"
+JUDGE = OFFLINE_JUDGE_ID  # the id the run stores its grades under
 
 
 def logitdiff(setup: TinySetup, *args: str, expect: int = 0, results: Path | None = None) -> str:
