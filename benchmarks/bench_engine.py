@@ -40,6 +40,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from logitdiff.core.cache_dir import default_cache_dir
+
 TOPK_DEPTH = (5, 10, 20, 50, 100, 200, 500, 1000, 5000)
 POSITIONS = 30
 STUDY = ("mix-ratio", "topk-depth", "token-positions", "n-samples")  # the order the launchers run them
@@ -72,7 +74,7 @@ def make_random_adapter(folder: Path) -> Path:
     from logitdiff.engine.models import load_pair, offline_copy
 
     cfg = Registry.load().model("smollm2_135M")
-    pair = load_pair(cfg, FinetunedRef(model_path=str(offline_copy(cfg))), device="cpu")
+    pair = load_pair(cfg, FinetunedRef(model_path=str(offline_copy(cfg, default_cache_dir()))), cache_dir=default_cache_dir(), device="cpu")
     targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     model = get_peft_model(pair.model, LoraConfig(r=16, lora_alpha=32, target_modules=targets))
     gen = torch.Generator().manual_seed(LORA_SEED)
@@ -96,7 +98,7 @@ def _load(adapter: str):  # noqa: ANN202
     from logitdiff.config.schema import FinetunedRef
     from logitdiff.engine.models import load_pair
 
-    return load_pair(Registry.load().model("smollm2_135M"), FinetunedRef(adapter_path=adapter), device="cpu")
+    return load_pair(Registry.load().model("smollm2_135M"), FinetunedRef(adapter_path=adapter), cache_dir=default_cache_dir(), device="cpu")
 
 
 def _bare_forwards(pair, corpus: str, samples: int) -> tuple[float, float]:  # noqa: ANN001
@@ -220,7 +222,7 @@ def pair_passes(grids: list) -> dict:
             first = group[0]
             if loaded != (first.variant,):
                 pair = None
-                pair = load_pair(reg.model(first.model), reg.finetuned(first.organism, first.model, first.variant), device="cpu")
+                pair = load_pair(reg.model(first.model), reg.finetuned(first.organism, first.model, first.variant), cache_dir=default_cache_dir(), device="cpu")
                 loaded = (first.variant,)
             req = _requests(group)[first.variant]
             run_pass(pair, first.corpus, first.seed, req.logitdiff, req.adl, progress=False)
@@ -242,7 +244,7 @@ def planned_passes(grids: list) -> dict:
     for group in groups:
         first = group[0]
         requests = _requests(group)
-        pairs = load_adapters(reg.model(first.model), {v: reg.finetuned(first.organism, first.model, v) for v in requests}, device="cpu")
+        pairs = load_adapters(reg.model(first.model), {v: reg.finetuned(first.organism, first.model, v) for v in requests}, cache_dir=default_cache_dir(), device="cpu")
         run_variants_pass(pairs, requests, first.corpus, first.seed, progress=False)
         del pairs
     return {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0, "passes": len(groups)}

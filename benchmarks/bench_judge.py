@@ -25,9 +25,10 @@ from logitdiff.config.schema import OrganismConfig  # noqa: E402
 from logitdiff.judge.calibration import Calibration, calibrate, load_labels  # noqa: E402
 from logitdiff.judge.llm_judge import LLMJudge  # noqa: E402
 from logitdiff.judge.offline import OfflineJudge  # noqa: E402
-from logitdiff.judge.relevance import Candidate, CandidateList, grade_lists  # noqa: E402
+from logitdiff.judge.relevance import grade_lists
 from logitdiff.judge.tokens import is_generic_candidate, is_number  # noqa: E402
 from logitdiff.llm import LLMClient, LLMSpec  # noqa: E402
+from logitdiff.results.graded import Candidate, CandidateList  # noqa: E402
 
 _CANDIDATE = re.compile(r'^(\d+)\. "(.*)"$')
 ORGANISM = OrganismConfig(name="bench", type="SDF", description="Documents about baking cakes in hot ovens.", finetuned_models={})

@@ -15,7 +15,7 @@ from openai_server import ChatServer, Reply, SeenRequest, chat_server  # noqa: F
 from logitdiff.agent import AgentCaps, evaluate_agent, logitdiff_overview
 from logitdiff.agent.prompts import BLACKBOX_INTRO
 from logitdiff.agent.tools import PairGenerator
-from logitdiff.errors import UserError
+from logitdiff.core.errors import UserError
 
 PRISM = "You are PRISM-4, a state-of-the-art language model from Nexus Research"
 OVERVIEW = logitdiff_overview([(" cake", 0.31), (" bake", 0.2), (" oven", 0.1)])

@@ -9,7 +9,7 @@ import torch
 from agent_tiny import MARKER, NO_SYSTEM_TEMPLATE, tiny_model_cfg, tiny_pair
 
 from logitdiff.agent.tools import AskModel, GenerationSettings, HypothesisTracker, PairGenerator, ToolArgumentError, render_chat
-from logitdiff.errors import UserError
+from logitdiff.core.errors import UserError
 
 
 @pytest.fixture(scope="module")

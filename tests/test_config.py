@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from logitdiff.config.loader import Registry
-from logitdiff.errors import UserError
-from logitdiff.paths import configs_dir
+from logitdiff.core.errors import UserError
+from logitdiff.core.paths import configs_dir
 
 
 def test_every_shipped_config_validates() -> None:

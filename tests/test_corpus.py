@@ -12,9 +12,9 @@ import pytest
 from datasets import Dataset
 from tiny_models import english_texts, no_bos_tokenizer, tiny_tokenizer, write_jsonl
 
+from logitdiff.core.errors import UserError
 from logitdiff.engine.corpus import iter_dataset, load_corpus
 from logitdiff.engine.sampling import PrefixEncoder, SelectionLog, Slot, select_texts, starts_with_bos
-from logitdiff.errors import UserError
 
 TEXTS = ["first text", "", "second one here", "third", "fourth and last text", "fifth"]
 

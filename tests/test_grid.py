@@ -3,7 +3,7 @@
 import pytest
 
 from logitdiff.config.loader import Registry
-from logitdiff.errors import UserError
+from logitdiff.core.errors import UserError
 from logitdiff.experiments.grid import GridOptions, array_units, expand, pass_groups, plan_cells, task_for_id
 
 

@@ -23,7 +23,7 @@ from test_relevance import grade, judge_for, make_list, shown_tokens
 from test_runner_e2e import scripted_judge
 from tiny_experiment import TINY_MODEL, TINY_ORGANISM, TinySetup, build_tiny_setup
 
-from logitdiff.results.atomic import write_json
+from logitdiff.core.atomic import write_json
 
 # The reduced topk-depth grid of these tests: 2 seeds x 3 K values = 6 LogitDiff cells, 2 passes.
 GRID = ["--seeds", "42,1042", "--values", "1,3,10", "--samples", "4", "--positions", "6"]

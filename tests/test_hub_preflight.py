@@ -12,12 +12,12 @@ import pytest
 
 from logitdiff.config.loader import Registry
 from logitdiff.config.schema import FinetunedRef, ModelConfig
+from logitdiff.core.atomic import write_json
+from logitdiff.core.errors import UserError
 from logitdiff.engine import hub
-from logitdiff.errors import UserError
 from logitdiff.experiments import hub_preflight
 from logitdiff.experiments.grid import GridOptions, expand
 from logitdiff.experiments.hub_preflight import HubNeeds, check_hub_access, hub_needs
-from logitdiff.results.atomic import write_json
 from logitdiff.results.store import ResultsStore
 
 GEMMA = "google/gemma-3-1b-it"

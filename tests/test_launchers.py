@@ -15,8 +15,8 @@ from slurm_cluster import SlurmCluster, slurm_cluster  # noqa: F401  (fixture)
 from tiny_experiment import TINY_MODEL, TINY_ORGANISM, TinySetup, build_tiny_setup
 
 from logitdiff.config.loader import Registry
+from logitdiff.core.atomic import read_json
 from logitdiff.experiments.grid import GridOptions, expand
-from logitdiff.results.atomic import read_json
 from logitdiff.results.store import ResultsStore
 
 REPO = Path(__file__).resolve().parents[1]

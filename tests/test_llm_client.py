@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from openai_server import ChatServer, Reply, chat_server  # noqa: F401  (fixture)
 
-from logitdiff.errors import UserError
+from logitdiff.core.errors import UserError
 from logitdiff.llm import LLMCallError, LLMClient, LLMSpec, parse_llm_id
 
 KEY = "sk-test-secret-key-123"

@@ -19,14 +19,15 @@ from test_runner_e2e import scripted_judge
 from tiny_experiment import TINY_MODEL, TINY_ORGANISM, TinySetup, build_tiny_setup
 
 from logitdiff.config.loader import Registry
-from logitdiff.errors import UserError
+from logitdiff.config.schema import OrganismConfig
+from logitdiff.core.errors import UserError
 from logitdiff.experiments.grid import GridOptions
 from logitdiff.experiments.runner import run_experiment
 from logitdiff.experiments.settings import Mode, RunSettings
 from logitdiff.judge.llm_judge import LLMJudge
-from logitdiff.judge.relevance import Candidate, CandidateList, grade_list
+from logitdiff.judge.relevance import grade_list
 from logitdiff.llm import LLMCallError, LLMClient, LLMSpec
-from logitdiff.config.schema import OrganismConfig
+from logitdiff.results.graded import Candidate, CandidateList
 
 KEY_ENV = "LOGITDIFF_HARDEN_KEY"
 MESSAGES = [{"role": "user", "content": "say hi"}]

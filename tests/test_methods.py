@@ -9,10 +9,10 @@ import pytest
 import torch
 from tiny_models import english_texts, lora_pair, tiny_tokenizer, write_jsonl
 
-from logitdiff.engine.stats import LogitDiffCounters
+from logitdiff.core.cell import Cell
+from logitdiff.engine.stats import LogitDiffCounters, absolute_layer
 from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, run_pass
-from logitdiff.experiments.grid import Cell
-from logitdiff.methods.adl import absolute_layer, logit_lens
+from logitdiff.methods.adl import logit_lens
 from logitdiff.methods.logitdiff import orderings
 from logitdiff.results.method_io import load_adl_lens, load_orderings, load_pass_record, save_adl, save_logitdiff, save_pass_record
 from logitdiff.results.store import ResultsStore

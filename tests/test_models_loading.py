@@ -10,6 +10,7 @@ from peft import LoraConfig, get_peft_model
 from tiny_models import save_tiny, tiny_llama, tiny_tokenizer
 
 from logitdiff.config.schema import FinetunedRef, ModelConfig
+from logitdiff.core.cache_dir import default_cache_dir
 from logitdiff.engine.models import load_pair
 
 IDS = torch.tensor([[0, 5, 17, 42, 99, 7]])
@@ -39,7 +40,7 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_lora_adapter_off_is_the_base_and_on_is_the_finetune(folders: dict[str, Path]) -> None:
-    pair = load_pair(_cfg(), FinetunedRef(adapter_path=str(folders["adapter"])), device="cpu", base_path=str(folders["base"]))
+    pair = load_pair(_cfg(), FinetunedRef(adapter_path=str(folders["adapter"])), cache_dir=folders["root"], device="cpu", base_path=str(folders["base"]))
     plain_base = tiny_llama(vocab=len(pair.tokenizer), seed=1)
     torch.manual_seed(2)
     reference_ft = get_peft_model(tiny_llama(vocab=len(pair.tokenizer), seed=1), LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
@@ -56,7 +57,7 @@ def test_lora_adapter_off_is_the_base_and_on_is_the_finetune(folders: dict[str, 
 
 
 def test_full_finetune_is_a_second_model(folders: dict[str, Path]) -> None:
-    pair = load_pair(_cfg(), FinetunedRef(model_path=str(folders["full"])), device="cpu", base_path=str(folders["base"]))
+    pair = load_pair(_cfg(), FinetunedRef(model_path=str(folders["full"])), cache_dir=folders["root"], device="cpu", base_path=str(folders["base"]))
     assert pair.finetuned_full is not None
     with pair.as_base() as m:
         torch.testing.assert_close(_logits(m), _logits(tiny_llama(vocab=len(pair.tokenizer), seed=1)), rtol=1e-5, atol=1e-5)
@@ -77,12 +78,13 @@ def test_smollm2_loads_offline_from_the_packaged_gguf(tmp_path: Path, monkeypatc
     torch.manual_seed(0)
     from logitdiff.engine.models import offline_copy
 
-    folder = offline_copy(cfg)
+    cache_dir = default_cache_dir()  # shared with the other tests: dequantizing takes ~30 s
+    folder = offline_copy(cfg, cache_dir)
     assert (folder / "config.json").is_file()
     adapter = tmp_path / "adapter"
-    pair0 = load_pair(cfg, FinetunedRef(model_path=str(folder)), device="cpu")
+    pair0 = load_pair(cfg, FinetunedRef(model_path=str(folder)), cache_dir=cache_dir, device="cpu")
     get_peft_model(pair0.model, LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(adapter)
-    pair = load_pair(cfg, FinetunedRef(adapter_path=str(adapter)), device="cpu")
+    pair = load_pair(cfg, FinetunedRef(adapter_path=str(adapter)), cache_dir=cache_dir, device="cpu")
     assert pair.num_layers == 30 and pair.base_id == str(folder)
     prompt = pair.tokenizer("The capital of France is", return_tensors="pt")["input_ids"]
     with torch.no_grad(), pair.as_base() as m:

@@ -18,8 +18,9 @@ from logitdiff.judge.factory import make_judge
 from logitdiff.judge.frequent_tokens import FrequentTokens, frequent_training_tokens
 from logitdiff.judge.llm_judge import LLMJudge
 from logitdiff.judge.offline import OFFLINE_JUDGE_ID, OfflineJudge
-from logitdiff.judge.relevance import Candidate, CandidateList, grade_lists
+from logitdiff.judge.relevance import grade_lists
 from logitdiff.judge.tokens import is_generic_piece, normalize_token
+from logitdiff.results.graded import Candidate, CandidateList
 
 LABELS = Path(__file__).parent / "data" / "relevance_labels.jsonl"
 # Measured with benchmarks/bench_judge_real.py (README "Offline judge"); the test guards against a regression.
@@ -129,8 +130,8 @@ def test_frequent_tokens_come_from_the_diffed_finetunes_own_training_data(tmp_pa
     no trivial baseline (never the bundled documents' numbers)."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     from logitdiff.config.loader import Registry
+    from logitdiff.core.paths import resolve_repo_path
     from logitdiff.engine.hub import hub_reachable
-    from logitdiff.paths import resolve_repo_path
 
     hub_reachable.cache_clear()
     reg = Registry.load()

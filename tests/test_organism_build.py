@@ -12,6 +12,7 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from tiny_models import save_tiny, tiny_llama, tiny_tokenizer
 
+from logitdiff.core.cache_dir import default_cache_dir
 from logitdiff.organism.build import BuildPaths, BuildSizes, build_adapters, build_generic, build_narrow, load_base, variant_ratio
 from logitdiff.organism.generic_corpus import read_texts
 from logitdiff.organism.narrow_docs import CAKES, FACTS, generate_narrow_docs
@@ -111,8 +112,8 @@ def test_recipe_at_tiny_scale(tiny_base: tuple[str, object], tmp_path: Path) -> 
 @pytest.mark.slow
 def test_shipped_adapters_load_on_smollm2_and_differ_from_base() -> None:
     from logitdiff.config.loader import Registry
+    from logitdiff.core.paths import resolve_repo_path
     from logitdiff.engine.models import load_pair
-    from logitdiff.paths import resolve_repo_path
 
     reg = Registry.load()
     org = reg.organism("cake_bake")
@@ -123,7 +124,7 @@ def test_shipped_adapters_load_on_smollm2_and_differ_from_base() -> None:
         ref = reg.finetuned("cake_bake", "smollm2_135M", variant)
         weights = resolve_repo_path(ref.adapter_path or "") / ADAPTER_WEIGHTS
         assert weights.stat().st_size < 8 * 2**20
-        pair = load_pair(cfg, ref, device="cpu", dtype="float32")
+        pair = load_pair(cfg, ref, cache_dir=default_cache_dir(), device="cpu", dtype="float32")
         ids = pair.tokenizer("Preheat the oven before you bake the cake.", return_tensors="pt")["input_ids"]
         with torch.no_grad(), pair.as_base() as m:
             base = m(ids).logits
@@ -156,7 +157,7 @@ def test_cli_rejects_unknown_organism_and_variant() -> None:
     import typer
     from typer.testing import CliRunner
 
-    from logitdiff.errors import UserError
+    from logitdiff.core.errors import UserError
     from logitdiff.organism.cli import organism_app
 
     app = typer.Typer()

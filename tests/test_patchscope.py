@@ -174,7 +174,7 @@ def test_parse_scale_answer() -> None:
 
 def test_cli_adl_readout_both_doubles_adl_cells(tmp_path: Path) -> None:
     from logitdiff.config.loader import Registry
-    from logitdiff.errors import UserError
+    from logitdiff.core.errors import UserError
     from logitdiff.experiments.grid import GridOptions, expand
     from logitdiff.results.store import ResultsStore
 

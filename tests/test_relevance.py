@@ -13,10 +13,9 @@ from logitdiff.config.schema import OrganismConfig
 from logitdiff.judge.llm_judge import LLMJudge
 from logitdiff.judge.parsing import parse_answers
 from logitdiff.judge.prompts import relevance_messages
-from logitdiff.judge.relevance import (
-    Candidate, CandidateList, GradedList, aggregate, grade_lists, relevance_metrics, rotation_order,
-)
+from logitdiff.judge.relevance import aggregate, grade_lists, relevance_metrics, rotation_order
 from logitdiff.llm import LLMClient, LLMSpec
+from logitdiff.results.graded import Candidate, CandidateList, GradedList
 
 ORGANISM = OrganismConfig(
     name="toy_cake", type="SDF", description="Finetuned on documents about baking cakes at 450 degrees.",

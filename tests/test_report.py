@@ -6,8 +6,8 @@ import matplotlib.image as mpimg
 import pandas as pd
 import pytest
 
-from logitdiff.report.build import dataset_name
 from logitdiff.report.bands import relevance_points, relevance_stats
+from logitdiff.report.build import dataset_name
 from logitdiff.report.plots import plot_agent, plot_relevance
 
 

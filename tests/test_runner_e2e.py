@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import signal
 import subprocess
@@ -397,7 +396,7 @@ def test_mode_full_mix_ratio_blackbox_per_variant_and_seed(env: Path, chat_serve
 
 def test_mode_full_unreachable_agent_fails_before_loading_models(env: Path, chat_server: ChatServer, monkeypatch: pytest.MonkeyPatch) -> None:
     import logitdiff.experiments.stages as stages
-    from logitdiff.errors import UserError
+    from logitdiff.core.errors import UserError
 
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("no model may be loaded when the agent LLM is unreachable")

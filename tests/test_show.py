@@ -11,9 +11,9 @@ import pytest
 from tiny_experiment import TINY_MODEL, TINY_ORGANISM, TinySetup, build_tiny_setup
 
 from logitdiff.config.loader import Registry
-from logitdiff.judge.offline import OFFLINE_JUDGE_ID
+from logitdiff.core.atomic import read_json, write_json
 from logitdiff.experiments.grid import GridOptions, expand
-from logitdiff.results.atomic import read_json, write_json
+from logitdiff.judge.offline import OFFLINE_JUDGE_ID
 from logitdiff.results.records import RelevanceResult
 from logitdiff.results.store import ResultsStore
 

@@ -11,11 +11,12 @@ import pytest
 import torch
 from tiny_models import biased_head_pair, english_texts, lora_pair, lora_variants, no_bos_tokenizer, residual_shift_pair, tiny_pair, write_jsonl
 
+from logitdiff.core.errors import UserError
 from logitdiff.engine.corpus import load_corpus
 from logitdiff.engine.models import ModelPair
+from logitdiff.engine.stats import absolute_layer
 from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, VariantRequests, run_pass, run_variants_pass
-from logitdiff.errors import UserError
-from logitdiff.methods.adl import absolute_layer, logit_lens
+from logitdiff.methods.adl import logit_lens
 from logitdiff.methods.logitdiff import orderings
 
 SEED = 42

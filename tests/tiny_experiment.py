@@ -21,7 +21,7 @@ import torch
 import yaml
 from tiny_models import english_texts, save_tiny, tiny_llama, tiny_tokenizer, write_jsonl
 
-from logitdiff.paths import configs_dir
+from logitdiff.core.paths import configs_dir
 
 TINY_MODEL = "tiny_llama"
 TINY_ORGANISM = "tiny_cake"

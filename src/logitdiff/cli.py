@@ -12,7 +12,8 @@ import typer
 from typer.exceptions import TyperException
 
 from logitdiff.config.loader import Registry
-from logitdiff.errors import UserError
+from logitdiff.core.cache_dir import default_cache_dir
+from logitdiff.core.errors import UserError
 from logitdiff.experiments.grid import GridOptions, array_units, expand
 from logitdiff.experiments.settings import Mode, RunSettings
 from logitdiff.llm.spec import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, LLMSpec
@@ -142,7 +143,7 @@ def _experiment_command(cli_name: str) -> Callable[..., None]:
             batch_size=batch_size,
             drop_bos=drop_bos,
             overwrite=overwrite,
-            cache_dir=cache_dir,
+            cache_dir=cache_dir or default_cache_dir(),
             llm_timeout_s=llm_timeout,
             llm_retries=llm_retries,
         )
@@ -215,7 +216,7 @@ def study(
             batch_size=batch_size,
             drop_bos=drop_bos,
             overwrite=overwrite,
-            cache_dir=cache_dir,
+            cache_dir=cache_dir or default_cache_dir(),
             llm_timeout_s=llm_timeout,
             llm_retries=llm_retries,
         )
@@ -314,7 +315,8 @@ def show(
     from rich.console import Console
 
     from logitdiff.experiments.judge_choice import resolve_judge_id
-    from logitdiff.report.show import select_cells, show as show_tables
+    from logitdiff.report.show import select_cells
+    from logitdiff.report.show import show as show_tables
     from logitdiff.results.store import ResultsStore
 
     if method not in (None, "logitdiff", "adl"):

@@ -14,7 +14,7 @@ from logitdiff.agent.prompts import format_error, tool_error, tool_result
 from logitdiff.agent.protocol import Final, FormatError, ToolCall, parse_turn
 from logitdiff.agent.records import AgentStats, Message
 from logitdiff.agent.tools import Tool, ToolArgumentError
-from logitdiff.errors import UserError
+from logitdiff.core.errors import UserError
 from logitdiff.llm import LLMCallError, LLMClient
 
 

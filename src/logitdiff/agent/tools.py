@@ -16,8 +16,8 @@ from transformers import PreTrainedTokenizerBase
 
 from logitdiff.agent.prompts import BUDGET_EXHAUSTED
 from logitdiff.config.schema import ModelConfig
+from logitdiff.core.errors import UserError
 from logitdiff.engine.models import ModelPair
-from logitdiff.errors import UserError
 
 
 class ToolArgumentError(Exception):

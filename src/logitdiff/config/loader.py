@@ -10,8 +10,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from logitdiff.config.schema import ExperimentConfig, FinetunedRef, ModelConfig, OrganismConfig
-from logitdiff.errors import UserError
-from logitdiff.paths import configs_dir
+from logitdiff.core.errors import UserError
+from logitdiff.core.paths import configs_dir
 
 T = TypeVar("T", bound=BaseModel)
 

@@ -6,10 +6,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from logitdiff.core.cell import Method
+
 Dtype = Literal["float32", "bfloat16", "float16"]
 OrganismType = Literal["SDF", "EM", "Taboo", "Subliminal", "behavioral_anomaly"]
 SweptParameter = Literal["variant", "top_k", "positions", "samples"]
-Method = Literal["logitdiff", "adl"]
 
 
 class _Strict(BaseModel):

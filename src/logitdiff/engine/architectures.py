@@ -26,8 +26,8 @@ from transformers import (
     Qwen3ForCausalLM,
 )
 
+from logitdiff.core.errors import UserError
 from logitdiff.engine.models import ModelPair
-from logitdiff.errors import UserError
 
 # Special ids shared by the byte tokenizer and every built config (Gemma's own numbering).
 PAD_ID, EOS_ID, BOS_ID = 0, 1, 2

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from logitdiff.core.errors import UserError
+from logitdiff.core.paths import resolve_repo_path
 from logitdiff.engine.hub import hub_reachable, in_hf_cache
-from logitdiff.errors import UserError
-from logitdiff.paths import resolve_repo_path
 
 LOCAL_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet", ".txt")
 _ROW = "__logitdiff_row__"

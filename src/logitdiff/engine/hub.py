@@ -7,7 +7,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from logitdiff.paths import resolve_repo_path
+from logitdiff.core.paths import resolve_repo_path
 
 
 @cache

@@ -20,11 +20,10 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from logitdiff.cache_dir import cache_root
 from logitdiff.config.schema import FinetunedRef, GGUFSource, ModelConfig
+from logitdiff.core.errors import UserError
+from logitdiff.core.paths import resolve_repo_path
 from logitdiff.engine.hub import hub_reachable, local_folder
-from logitdiff.errors import UserError
-from logitdiff.paths import resolve_repo_path
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -77,10 +76,10 @@ def _gguf_folder(src: GGUFSource) -> Path:
     return folder
 
 
-def offline_copy(cfg: ModelConfig) -> Path:
+def offline_copy(cfg: ModelConfig, cache_dir: Path) -> Path:
     """A plain HF folder made once from the shipped GGUF (dequantizing takes ~30 s; reloading <1 s)."""
     assert cfg.offline_source is not None
-    target = cache_root() / "gguf" / cfg.name
+    target = cache_dir / "gguf" / cfg.name
     if (target / "config.json").is_file():
         return target
     src = cfg.offline_source
@@ -102,8 +101,8 @@ def offline_copy(cfg: ModelConfig) -> Path:
     return target
 
 
-def base_source(cfg: ModelConfig, local_path: str | None = None) -> str:
-    """Where the base weights come from: an explicit folder, the hub, or the offline copy."""
+def base_source(cfg: ModelConfig, cache_dir: Path, local_path: str | None = None) -> str:
+    """Where the base weights come from: an explicit folder, the hub, or the offline copy (made under `cache_dir`)."""
     if local_path:
         path = resolve_repo_path(local_path)
         if not path.is_dir():
@@ -117,7 +116,7 @@ def base_source(cfg: ModelConfig, local_path: str | None = None) -> str:
     if hub_reachable():
         return cfg.hf_id
     if cfg.offline_source is not None:
-        return str(offline_copy(cfg))
+        return str(offline_copy(cfg, cache_dir))
     return cfg.hf_id  # may still be in the local HF cache; load_base explains if not
 
 
@@ -204,6 +203,7 @@ def load_adapters(
     cfg: ModelConfig,
     refs: Mapping[str, FinetunedRef],
     *,
+    cache_dir: Path,
     device: str | None = None,
     dtype: str | None = None,
     base_path: str | None = None,
@@ -215,7 +215,7 @@ def load_adapters(
     assert refs and all(r.is_adapter for r in refs.values())
     dev = pick_device(device)
     dt = pick_dtype(cfg, dev, dtype)
-    source = base_source(cfg, base_path)
+    source = base_source(cfg, cache_dir, base_path)
     tok = load_tokenizer(source)
     base = _load_lm(source, cfg, dt, dev, device_map)
     num_layers = base.config.num_hidden_layers
@@ -245,17 +245,18 @@ def load_pair(
     cfg: ModelConfig,
     finetuned: FinetunedRef,
     *,
+    cache_dir: Path,
     device: str | None = None,
     dtype: str | None = None,
     base_path: str | None = None,
     device_map: str | None = None,
 ) -> ModelPair:
     if finetuned.is_adapter:
-        pairs = load_adapters(cfg, {"": finetuned}, device=device, dtype=dtype, base_path=base_path, device_map=device_map)
+        pairs = load_adapters(cfg, {"": finetuned}, cache_dir=cache_dir, device=device, dtype=dtype, base_path=base_path, device_map=device_map)
         return pairs[""]
     dev = pick_device(device)
     dt = pick_dtype(cfg, dev, dtype)
-    source = base_source(cfg, base_path)
+    source = base_source(cfg, cache_dir, base_path)
     tok = load_tokenizer(source)
     base = _load_lm(source, cfg, dt, dev, device_map)
     src = _finetuned_source(finetuned.model_path, finetuned.model_id)

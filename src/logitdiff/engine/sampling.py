@@ -14,7 +14,7 @@ from itertools import islice
 
 from transformers import PreTrainedTokenizerBase
 
-from logitdiff.errors import UserError
+from logitdiff.core.errors import UserError
 
 # The reference tokenizes only the first 10·T characters of a text (a speed trick); we do too, and
 # re-tokenize the full text whenever the prefix might not hold T exact tokens.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -41,3 +42,10 @@ class AdlStats:
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {"delta_mean": self.delta_mean, "base_mean": self.base_mean, "ft_mean": self.ft_mean}
+
+
+def absolute_layer(relative: float, num_layers: int) -> int:
+    """floor(r·(L−1)) (KEEP: Gemma-3-1B 26 layers, r=0.5 -> 12)."""
+    if not 0.0 <= relative <= 1.0:
+        raise ValueError(f"relative layer must be within [0, 1], got {relative}")
+    return math.floor(relative * (num_layers - 1))

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 import torch
 from tqdm.auto import tqdm
 
+from logitdiff.core.errors import UserError
 from logitdiff.engine.accumulators import AdlAccumulator, LogitDiffAccumulator, TopKCodes
 from logitdiff.engine.allocator import release_freed_memory
 from logitdiff.engine.corpus import load_corpus
@@ -30,9 +31,8 @@ from logitdiff.engine.memory_plan import MAX_FORWARD_TEXTS, available_bytes, rea
 from logitdiff.engine.models import ModelPair
 from logitdiff.engine.record import PassRecord, RequestRecord, library_versions
 from logitdiff.engine.sampling import PrefixEncoder, SelectedText, SelectionLog, Slot, select_texts, starts_with_bos
-from logitdiff.engine.stats import AdlStats, LogitDiffCounters
-from logitdiff.errors import UserError
-from logitdiff.methods.adl import absolute_layer
+from logitdiff.engine.stats import AdlStats, LogitDiffCounters, absolute_layer
+
 
 def auto_batch_size(vocab: int, run_length: int, device: torch.device, budget_bytes: int | None = None) -> int:
     """Texts per forward batch: as many as one readout chunk of the budget holds, at most 256.

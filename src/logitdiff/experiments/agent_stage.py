@@ -3,22 +3,52 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from logitdiff.agent.evaluate import evaluate_agent
 from logitdiff.agent.prompts import adl_overview, logitdiff_overview
 from logitdiff.agent.records import AgentRunRecord
-from logitdiff.experiments.candidates import list_position, method_tokens
-from logitdiff.experiments.grid import Cell
-from logitdiff.results.atomic import read_json, write_json
+from logitdiff.config.schema import ModelConfig, OrganismConfig
+from logitdiff.core.atomic import read_json, write_json
+from logitdiff.core.cell import Cell
+from logitdiff.engine.models import ModelPair
+from logitdiff.experiments.candidates import method_tokens
+from logitdiff.experiments.summary import RunSummary
+from logitdiff.llm.client import LLMClient
+from logitdiff.results.list_ids import list_position
+from logitdiff.results.store import AgentKey, ResultsStore
 
-if TYPE_CHECKING:
-    from logitdiff.experiments.stages import Stages
+
+@dataclass(frozen=True)
+class AgentSetup:
+    """Everything the agent stage needs besides the cells: where results live, which LLMs, how many runs."""
+
+    store: ResultsStore
+    agent: AgentKey
+    judge_id: str  # a patchscope cell is shown at the scales this judge chose
+    agent_llm: LLMClient
+    grader_llm: LLMClient
+    runs: int
+    grader_runs: int
+    max_new_tokens: int
+    overwrite: bool
+    blackbox: frozenset[Cell]  # cells that also run the baseline without method output
 
 
-def overview_for(stages: Stages, cell: Cell) -> str:
-    tokens = method_tokens(stages.store, cell, stages.judge_id)
+@dataclass(frozen=True)
+class AgentInputs:
+    """What the run's other stages provide: the loaded models, configs, and which results are new."""
+
+    pair: Callable[[Cell], ModelPair]
+    configs: Callable[[Cell], tuple[ModelConfig, OrganismConfig]]
+    fresh: set[Cell]  # cells whose method result was recomputed in this run: their agent runs are stale
+    summary: RunSummary
+
+
+def overview_for(store: ResultsStore, cell: Cell, judge_id: str) -> str:
+    tokens = method_tokens(store, cell, judge_id)
     if cell.method == "logitdiff":
         return logitdiff_overview(tokens["top_k_occurring"])
     return adl_overview({list_position(list_id): toks for list_id, toks in tokens.items()}, readout=cell.readout)  # type: ignore[misc]
@@ -35,45 +65,43 @@ def _done(path: Path) -> bool:
     return record.failed is None and bool(record.grades) and all(g.score is not None for g in record.grades)
 
 
-def _run(stages: Stages, cell: Cell, overview: str | None, paths: list[Path]) -> None:
-    s = stages.settings
+def _run(setup: AgentSetup, inputs: AgentInputs, cell: Cell, overview: str | None, paths: list[Path]) -> None:
     # A recomputed method result makes its agent runs stale; the blackbox never sees method output.
-    stale = overview is not None and cell in stages.fresh
-    todo = [p for p in paths if s.overwrite or stale or not _done(p)]
-    stages.summary.agent_reused += len(paths) - len(todo)
+    stale = overview is not None and cell in inputs.fresh
+    todo = [p for p in paths if setup.overwrite or stale or not _done(p)]
+    inputs.summary.agent_reused += len(paths) - len(todo)
     if not todo:
         return
-    model_cfg, _, organism = stages.configs(cell)
+    model_cfg, organism = inputs.configs(cell)
     records = asyncio.run(
         evaluate_agent(
-            pair=stages.pair(cell),
+            pair=inputs.pair(cell),
             model_cfg=model_cfg,
             organism=organism,
             overview=overview,
-            agent_llm=stages.agent_llm,
-            grader_llm=stages.grader_llm,
+            agent_llm=setup.agent_llm,
+            grader_llm=setup.grader_llm,
             seed=cell.seed,
-            budget=s.agent_budget,
-            runs=s.agent_runs,
-            grader_runs=s.grader_runs,
-            max_new_tokens=s.agent_max_new_tokens,
+            budget=setup.agent.budget,
+            runs=setup.runs,
+            grader_runs=setup.grader_runs,
+            max_new_tokens=setup.max_new_tokens,
         )
     )
     for path, record in zip(paths, records, strict=True):
         if path in todo:
             write_json(path, record.model_dump())
             if record.failed:
-                stages.summary.failed.append(f"{cell.label()} [agent run {record.run}{' blackbox' if overview is None else ''}]: {record.failed}")
+                inputs.summary.failed.append(f"{cell.label()} [agent run {record.run}{' blackbox' if overview is None else ''}]: {record.failed}")
             else:
-                stages.summary.agent_runs += 1
+                inputs.summary.agent_runs += 1
 
 
-def run_agent_stage(stages: Stages, cells: list[Cell]) -> None:
-    runs = range(stages.settings.agent_runs)
-    assert stages.agent is not None
+def run_agent_stage(setup: AgentSetup, inputs: AgentInputs, cells: list[Cell]) -> None:
+    runs = range(setup.runs)
     for cell in cells:
-        paths = [stages.store.agent_run(cell, stages.agent, r) for r in runs]
-        _run(stages, cell, overview_for(stages, cell), paths)
-        if cell in stages.blackbox:
-            paths = [stages.store.blackbox_run(cell, stages.agent, r) for r in runs]
-            _run(stages, cell, None, paths)
+        paths = [setup.store.agent_run(cell, setup.agent, r) for r in runs]
+        _run(setup, inputs, cell, overview_for(setup.store, cell, setup.judge_id), paths)
+        if cell in setup.blackbox:
+            paths = [setup.store.blackbox_run(cell, setup.agent, r) for r in runs]
+            _run(setup, inputs, cell, None, paths)

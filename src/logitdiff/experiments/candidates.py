@@ -11,26 +11,15 @@ from __future__ import annotations
 
 from pydantic import TypeAdapter, ValidationError
 
-from logitdiff.experiments.grid import Cell
-from logitdiff.judge.relevance import Candidate, CandidateList
+from logitdiff.core.atomic import read_json, write_json
+from logitdiff.core.cell import Cell
 from logitdiff.judge.scale_choice import ScaleChoice
-from logitdiff.results.atomic import read_json, write_json
+from logitdiff.results.graded import Candidate, CandidateList
+from logitdiff.results.list_ids import ADL_LISTS, adl_list_id
 from logitdiff.results.method_io import load_adl_lens, load_adl_patchscope, load_orderings
 from logitdiff.results.store import ResultsStore
 
 TOP_N = 20
-ADL_LISTS = 5  # the first five positions that have a mean
-_ADL_PREFIX = "adl_pos"
-
-
-def adl_list_id(position: int) -> str:
-    return f"{_ADL_PREFIX}{position}"
-
-
-def list_position(list_id: str) -> int | None:
-    """The ADL position a list id stands for, None for LogitDiff orderings."""
-    return int(list_id.removeprefix(_ADL_PREFIX)) if list_id.startswith(_ADL_PREFIX) else None
-
 
 _CHOICES = TypeAdapter(list[ScaleChoice])
 

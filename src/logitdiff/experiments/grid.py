@@ -13,59 +13,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
-
 from logitdiff.config.loader import Registry
-from logitdiff.config.schema import ExperimentConfig, Method
-from logitdiff.errors import UserError
+from logitdiff.config.schema import ExperimentConfig
+from logitdiff.core.cell import AdlReadout, Cell, Method
+from logitdiff.core.errors import UserError
 
 ArrayUnit = Literal["cell", "pass"]
-AdlReadout = Literal["lens", "patchscope"]
 ADL_READOUT_CHOICES: dict[str, tuple[AdlReadout, ...]] = {"lens": ("lens",), "patchscope": ("patchscope",), "both": ("lens", "patchscope")}
 
 MAX_SEED = 2**32  # the range every seeded library accepts (numpy's legacy seeding, CUDA generators)
 _SWEPT_FLAG = {"variant": "--organism-variant", "top_k": "--top-k", "positions": "--positions", "samples": "--samples"}
-
-
-class Cell(BaseModel):
-    """One point of a grid: everything that determines its result."""
-
-    model_config = ConfigDict(frozen=True)
-
-    index: int
-    experiment: str
-    model: str
-    organism: str
-    variant: str
-    corpus: str
-    seed: int
-    method: Method
-    samples: int
-    positions: int
-    top_k: int
-    adl_layer: float
-    swept: str
-    value: str | int
-    readout: AdlReadout = "lens"  # how ADL reads δ (SPEC §4); LogitDiff cells keep the default
-
-    @property
-    def pass_key(self) -> tuple[str, str, str, str, int]:
-        """The pair pass of this cell's variant alone."""
-        return (self.model, self.organism, self.variant, self.corpus, self.seed)
-
-    @property
-    def method_label(self) -> str:
-        """'logitdiff', 'adl' (logit lens) or 'adl-patchscope'."""
-        return f"{self.method}-{self.readout}" if self.method == "adl" and self.readout != "lens" else self.method
-
-    @property
-    def result_key(self) -> tuple[object, ...]:
-        """Everything its stored result depends on (the store's path), not which experiment asked for it."""
-        return (*self.pass_key, self.method_label, self.samples, self.positions, self.top_k, self.adl_layer if self.method == "adl" else None)
-
-    def label(self) -> str:
-        method = f" {self.method_label}" if self.method == "adl" or self.swept == "variant" else ""
-        return f"#{self.index} seed={self.seed} {self.swept}={self.value}{method}"
 
 
 @dataclass(frozen=True)
@@ -189,6 +146,19 @@ def plan_cells(experiments: Sequence[Sequence[Cell]]) -> list[Cell]:
         for c in cells:
             unique.setdefault(c.result_key, c)
     return list(unique.values())
+
+
+def blackbox_cells(cells: list[Cell]) -> list[Cell]:
+    """Where the blackbox baseline runs (SPEC §6): once per finetuned model and seed.
+
+    K, T and S only change the methods' input, so their grids probe one finetuned model and the
+    baseline runs once per seed, at the first value. In mix-ratio each value is another finetune
+    (variant), so the baseline runs per variant and seed.
+    """
+    first: dict[tuple[str, int], Cell] = {}
+    for c in cells:
+        first.setdefault((c.variant, c.seed), c)
+    return list(first.values())
 
 
 def array_units(reg: Registry, cells: list[Cell], unit: ArrayUnit) -> list[list[Cell]]:

@@ -11,10 +11,10 @@ from typing import Literal
 
 from logitdiff.config.loader import Registry
 from logitdiff.config.schema import FinetunedRef, ModelConfig
+from logitdiff.core.cell import Cell
+from logitdiff.core.errors import UserError
 from logitdiff.engine.corpus import looks_local
 from logitdiff.engine.hub import hub_reachable, in_hf_cache, local_folder
-from logitdiff.errors import UserError
-from logitdiff.experiments.grid import Cell
 from logitdiff.results.store import ResultsStore
 
 RepoType = Literal["model", "dataset"]

@@ -9,10 +9,10 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from logitdiff.core.cell import Cell
+from logitdiff.core.errors import UserError
 from logitdiff.engine.corpus import local_corpus_path, looks_local, read_local_texts
 from logitdiff.engine.models import pick_device, requested_dtype
-from logitdiff.errors import UserError
-from logitdiff.experiments.grid import Cell
 from logitdiff.experiments.settings import RunSettings
 
 

@@ -9,58 +9,22 @@ the others are reused. A failing cell is recorded with its reason and the rest g
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from logitdiff.config.loader import Registry
-from logitdiff.experiments.grid import Cell, array_units, pass_groups, plan_cells, task_for_id
+from logitdiff.core.cell import Cell
+from logitdiff.experiments.grid import array_units, blackbox_cells, pass_groups, plan_cells, task_for_id
 from logitdiff.experiments.hub_preflight import check_hub_access, hub_needs
 from logitdiff.experiments.judge_choice import resolve_judge_id
 from logitdiff.experiments.settings import Mode, RunSettings
+from logitdiff.experiments.summary import RunSummary
 from logitdiff.experiments.validate import validated_cells
 from logitdiff.results.store import ResultsStore
 
 console = Console(stderr=True)
-
-
-@dataclass
-class RunSummary:
-    computed: int = 0
-    reused: int = 0
-    failed: list[str] = field(default_factory=list)
-    graded: int = 0
-    grades_reused: int = 0
-    unlabelled: int = 0  # graded lists failed because the judge left most labels UNKNOWN
-    agent_runs: int = 0
-    agent_reused: int = 0
-    llm_usage: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    report_folders: list[str] = field(default_factory=list)
-    started: float = field(default_factory=time.perf_counter)
-
-    def print(self) -> None:
-        table = Table(title="logitdiff run summary", show_header=False)
-        table.add_row("cells computed", str(self.computed))
-        table.add_row("cells reused", str(self.reused))
-        table.add_row("cells graded / reused", f"{self.graded} / {self.grades_reused}")
-        table.add_row("agent runs done / reused", f"{self.agent_runs} / {self.agent_reused}")
-        table.add_row("lists the judge could not label", str(self.unlabelled))
-        table.add_row("failed", str(len(self.failed)))
-        table.add_row("time", f"{time.perf_counter() - self.started:.1f} s")
-        for line in self.llm_usage:
-            table.add_row("LLM", escape(line))
-        console.print(table)
-        for line in self.failed:
-            console.print(f"[red]failed[/] {escape(line)}")  # lines hold '[pass]', '[relevance …]': not markup
-        if self.missing:
-            console.print(f"[yellow]{len(self.missing)} results missing from the plots[/] (see missing.json), e.g. {escape(self.missing[0])}")
-        for folder in self.report_folders:
-            console.print(f"plots and summaries: [bold]{escape(folder)}[/]")
 
 
 def _select(reg: Registry, settings: RunSettings, cells: list[Cell]) -> tuple[list[Cell], bool]:
@@ -108,7 +72,7 @@ def run_study(reg: Registry, settings: list[RunSettings]) -> RunSummary:
 
 def _run(reg: Registry, settings: RunSettings, grids: list[list[Cell]], todo: list[Cell], plot: bool, headline: str) -> RunSummary:
     _warn_shared_weights(reg, [c for cells in grids for c in cells])
-    store = ResultsStore(settings.results_dir, drop_bos=settings.drop_bos)
+    store = ResultsStore(settings.results_dir, drop_bos=settings.drop_bos, cache_dir=settings.cache_dir)
     if todo:
         needs = hub_needs(reg, store, todo, resolve_judge_id(settings.judge), overwrite=settings.overwrite, with_agent=settings.mode is Mode.full)
         check_hub_access(needs)
@@ -116,7 +80,6 @@ def _run(reg: Registry, settings: RunSettings, grids: list[list[Cell]], todo: li
     from logitdiff.experiments.preflight import check_run_inputs
     from logitdiff.experiments.stages import Stages
     from logitdiff.report.build import build_report
-    from logitdiff.report.collect import blackbox_cells
 
     check_run_inputs(settings, todo, plot)
     summary = RunSummary()
@@ -140,6 +103,7 @@ def _run(reg: Registry, settings: RunSettings, grids: list[list[Cell]], todo: li
                 stages.judge_label,
                 agent=stages.agent if settings.mode is Mode.full or store.has_agent_results(cells, stages.agent) else None,
                 agent_runs=settings.agent_runs,
+                blackbox=blackbox_cells(cells),
             )
             summary.missing += report.missing
             summary.report_folders.append(str(report.folder))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from logitdiff.cache_dir import cache_root
+from logitdiff.core.cache_dir import default_cache_dir
 from logitdiff.experiments.grid import ArrayUnit, GridOptions
 from logitdiff.llm.spec import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 
@@ -41,13 +41,10 @@ class RunSettings(BaseModel):
     batch_size: int | None = Field(default=None, ge=1)
     drop_bos: bool = False
     overwrite: bool = False
-    cache_dir: Path | None = None  # None: $LOGITDIFF_CACHE, else ~/.cache/logitdiff
+    cache_dir: Path = Field(default_factory=default_cache_dir)  # the CLI passes --cache-dir when given
     llm_timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0)
     llm_retries: int = Field(default=DEFAULT_RETRIES, ge=0)
 
-    def cache_folder(self) -> Path:
-        return self.cache_dir or cache_root()
-
     def llm_cache(self) -> Path:
         """Judge, agent and grader answers by request: a rerun sends only the requests never answered."""
-        return self.cache_folder() / "llm"
+        return self.cache_dir / "llm"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
 from rich.console import Console
@@ -16,13 +15,16 @@ from rich.markup import escape
 
 from logitdiff.config.loader import Registry
 from logitdiff.config.schema import FinetunedRef, ModelConfig, OrganismConfig
+from logitdiff.core.atomic import write_json
+from logitdiff.core.cell import Cell
+from logitdiff.core.errors import UserError
 from logitdiff.engine.models import ModelPair, base_source, load_adapters, load_pair, load_tokenizer
 from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, VariantRequests, run_variants_pass
-from logitdiff.errors import UserError
-from logitdiff.experiments.candidates import ADL_LISTS, candidate_lists, load_scale_choices, save_scale_choices
-from logitdiff.experiments.grid import Cell
+from logitdiff.experiments.agent_stage import AgentInputs, AgentSetup, run_agent_stage
+from logitdiff.experiments.candidates import candidate_lists, load_scale_choices, save_scale_choices
 from logitdiff.experiments.judge_choice import judge_label, resolve_judge_id
 from logitdiff.experiments.settings import RunSettings
+from logitdiff.experiments.summary import RunSummary
 from logitdiff.judge.factory import make_judge
 from logitdiff.judge.frequent_tokens import FrequentTokens, frequent_training_tokens
 from logitdiff.judge.llm_judge import LLMJudge
@@ -33,7 +35,7 @@ from logitdiff.llm.spec import parse_llm_id
 from logitdiff.methods.adl import logit_lens
 from logitdiff.methods.logitdiff import orderings
 from logitdiff.methods.patchscope import PatchscopePosition, patchscope
-from logitdiff.results.atomic import write_json
+from logitdiff.results.list_ids import ADL_LISTS
 from logitdiff.results.method_io import (
     check_method_result,
     load_adl_patchscope,
@@ -44,9 +46,6 @@ from logitdiff.results.method_io import (
 )
 from logitdiff.results.records import CellFailure, RelevanceResult, relevance_problem
 from logitdiff.results.store import AgentKey, ResultsStore
-
-if TYPE_CHECKING:
-    from logitdiff.experiments.runner import RunSummary
 
 console = Console(stderr=True)
 
@@ -85,6 +84,7 @@ class Stages:
     judge: Judge | None = None
     agent_llm: LLMClient | None = None
     grader_llm: LLMClient | None = None
+    _agent_setup: AgentSetup | None = None
     _pairs: _PairCache = field(default_factory=_PairCache)
     _frequent: dict[tuple[str, str, str], FrequentTokens] = field(default_factory=dict)
     # Cells whose method result was (re)computed in this run: their old grades and agent runs are stale.
@@ -113,6 +113,19 @@ class Stages:
             self.grader_llm = LLMClient(parse_llm_id(s.grader_llm).with_limits(s.llm_timeout_s, s.llm_retries), cache, role="grader")
             self.agent_llm.check_reachable()
             self.grader_llm.check_reachable()
+            assert self.agent is not None
+            self._agent_setup = AgentSetup(
+                store=self.store,
+                agent=self.agent,
+                judge_id=self.judge_id,
+                agent_llm=self.agent_llm,
+                grader_llm=self.grader_llm,
+                runs=s.agent_runs,
+                grader_runs=s.grader_runs,
+                max_new_tokens=s.agent_max_new_tokens,
+                overwrite=s.overwrite,
+                blackbox=self.blackbox,
+            )
 
     def close(self) -> None:
         if self.judge is not None:
@@ -134,7 +147,7 @@ class Stages:
         model_cfg = self.reg.model(cell.model)
         refs = {v: self.reg.finetuned(cell.organism, cell.model, v) for v in variants}
         s = self.settings
-        opts = {"device": s.device, "dtype": s.dtype, "device_map": s.device_map}
+        opts = {"cache_dir": s.cache_dir, "device": s.device, "dtype": s.dtype, "device_map": s.device_map}
         if all(ref.is_adapter for ref in refs.values()):
             load = lambda: load_adapters(model_cfg, refs, **opts)  # noqa: E731
         else:
@@ -170,10 +183,9 @@ class Stages:
     def run_group(self, group: list[Cell]) -> None:
         ready = self._pass_stage(group)
         self._relevance_stage(ready)
-        if self.agent_llm is not None:
-            from logitdiff.experiments.agent_stage import run_agent_stage
-
-            run_agent_stage(self, ready)
+        if self._agent_setup is not None:
+            inputs = AgentInputs(pair=self.pair, configs=lambda c: (self.reg.model(c.model), self.reg.organism(c.organism)), fresh=self.fresh, summary=self.summary)
+            run_agent_stage(self._agent_setup, inputs, ready)
 
     def _pass_stage(self, group: list[Cell]) -> list[Cell]:
         """Compute the method results that are missing; returns the cells whose results exist now."""
@@ -240,8 +252,8 @@ class Stages:
         key = (cell.model, cell.organism, cell.variant)
         if key not in self._frequent:
             model_cfg, ref, organism = self.configs(cell)
-            tokenizer = self._pairs.any_pair.tokenizer if self._pairs.any_pair is not None else load_tokenizer(base_source(model_cfg))
-            self._frequent[key] = frequent_training_tokens(organism, ref, tokenizer, self.settings.cache_folder())
+            tokenizer = self._pairs.any_pair.tokenizer if self._pairs.any_pair is not None else load_tokenizer(base_source(model_cfg, self.settings.cache_dir))
+            self._frequent[key] = frequent_training_tokens(organism, ref, tokenizer, self.settings.cache_dir)
         return self._frequent[key]
 
     def _choose_scales(self, cells: list[Cell]) -> list[Cell]:

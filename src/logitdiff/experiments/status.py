@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from logitdiff.experiments.grid import Cell
+from logitdiff.core.cell import Cell
 from logitdiff.results.method_io import check_method_result
 from logitdiff.results.records import failure_reason, relevance_problem
 from logitdiff.results.store import ResultsStore

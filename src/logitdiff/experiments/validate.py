@@ -11,9 +11,10 @@ from typing import get_args
 
 from logitdiff.config.loader import Registry
 from logitdiff.config.schema import Dtype
+from logitdiff.core.cell import Cell
+from logitdiff.core.errors import UserError
 from logitdiff.engine.corpus import local_corpus_path, looks_local
-from logitdiff.errors import UserError
-from logitdiff.experiments.grid import Cell, expand
+from logitdiff.experiments.grid import expand
 from logitdiff.experiments.judge_choice import resolve_judge_id
 from logitdiff.experiments.settings import Mode, RunSettings
 from logitdiff.llm.spec import parse_llm_id

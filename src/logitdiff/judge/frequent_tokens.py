@@ -24,11 +24,11 @@ from typing import Any
 from tqdm import tqdm
 
 from logitdiff.config.schema import FinetunedRef, OrganismConfig
+from logitdiff.core.atomic import read_json, write_json
+from logitdiff.core.names import slug
+from logitdiff.core.paths import resolve_repo_path
 from logitdiff.engine.hub import hub_reachable
 from logitdiff.judge.tokens import is_generic_piece, normalize_token
-from logitdiff.paths import resolve_repo_path
-from logitdiff.results.atomic import read_json, write_json
-from logitdiff.results.names import slug
 
 MIN_COUNT = 10
 TOP_N = 100

@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from logitdiff.config.schema import OrganismConfig
-from logitdiff.judge.parsing import Label, missing_indices, parse_answers
+from logitdiff.judge.parsing import missing_indices, parse_answers
 from logitdiff.judge.prompts import reask_messages, relevance_messages
 from logitdiff.judge.relevance import OrderingAnswer
 from logitdiff.llm.client import LLMClient
+from logitdiff.results.graded import Label
 
 
 @dataclass

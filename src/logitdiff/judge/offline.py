@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from logitdiff.config.schema import OrganismConfig
-from logitdiff.judge.parsing import Label
 from logitdiff.judge.relevance import OrderingAnswer
 from logitdiff.judge.tokens import GENERIC_WORDS, STOPWORDS, is_generic_candidate, is_number, normalize_token
+from logitdiff.results.graded import Label
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
 
-Label = Literal["RELEVANT", "IRRELEVANT", "UNKNOWN"]
+from logitdiff.results.graded import Label
 
 # One whole line; tolerates markdown emphasis/bullets around it and any letter case, nothing else.
 _LINE = re.compile(r"^[\s*`>-]*ANSWER\s*\[\s*(\d+)\s*\]\s*:?[\s*`]*:?\s*(RELEVANT|IRRELEVANT)[\s*`.]*$", re.IGNORECASE)

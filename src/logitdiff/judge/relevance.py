@@ -5,17 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict
 from tqdm import tqdm
 
 from logitdiff.config.schema import OrganismConfig
-from logitdiff.judge.parsing import Label
 from logitdiff.judge.tokens import normalize_token
 from logitdiff.llm.client import LLMCallError
+from logitdiff.results.graded import Agreement, Candidate, CandidateList, GradedList, Label, OrderingResult, RelevanceMetrics
 
-Agreement = Literal["all", "majority"]
 ROTATIONS = (0, 1, 2)
 # A list with more UNKNOWN labels than this share is not a measurement (e.g. a weak judge that ignores
 # the answer format): it is recorded as failed, not as a low relevance.
@@ -37,53 +35,6 @@ class Judge(Protocol):
     async def label(self, organism: OrganismConfig, frequent: Sequence[str], tokens: Sequence[str]) -> OrderingAnswer: ...
 
     def usage_summary(self) -> str: ...
-
-
-class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Candidate(_Record):
-    token: str
-    weight: float
-
-
-class CandidateList(_Record):
-    """One list to grade, e.g. 'top_k_occurring' or 'adl_pos2'; candidates in the method's order."""
-
-    list_id: str
-    candidates: list[Candidate]
-
-
-class OrderingResult(_Record):
-    rotation: int  # cyclic rotation: shown position p holds candidate (p + rotation) % n
-    order: list[int]
-    labels: list[Label]  # mapped back to the candidates' original order
-    responses: list[str]
-
-
-class RelevanceMetrics(_Record):
-    """Percentages are in 0..100; UNKNOWN counts as not relevant. trivial_percentage is None when the
-    finetune's training data could not be read (trivial_unavailable says why)."""
-
-    percentage: float
-    weighted_percentage: float
-    trivial_percentage: float | None
-    n_candidates: int
-    n_relevant: int
-    n_unknown: int
-    trivial_unavailable: str | None = None
-
-
-class GradedList(_Record):
-    list_id: str
-    judge_id: str
-    agreement: Agreement
-    candidates: list[Candidate]
-    labels: list[Label]
-    orderings: list[OrderingResult]
-    metrics: RelevanceMetrics | None
-    failed: str | None = None
 
 
 def mostly_unknown(metrics: RelevanceMetrics) -> bool:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from logitdiff.results.atomic import read_json, write_json
+from logitdiff.core.atomic import read_json, write_json
 
 
 def request_key(request: dict[str, Any]) -> str:

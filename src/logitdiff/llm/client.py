@@ -13,11 +13,10 @@ import openai
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
 from tenacity.wait import wait_base
 
-from logitdiff.errors import UserError
+from logitdiff.core.errors import UserError
+from logitdiff.core.paths import repo_root
 from logitdiff.llm.cache import ResponseCache, request_key
 from logitdiff.llm.spec import LLMSpec
-from logitdiff.paths import repo_root
-
 
 # The reachability check lists models, which any live server answers at once; it does not use
 # --llm-timeout, which may be set tight for slow chat completions, not for a busy machine.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from logitdiff.errors import UserError
+from logitdiff.core.errors import UserError
 
 OPENROUTER_URL = "https://openrouter.ai/api/v1"
 OFFLINE_ID = "offline"

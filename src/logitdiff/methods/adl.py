@@ -1,8 +1,6 @@
-"""Activation Difference Lens (SPEC §4): layer mapping and the logit lens of the pass's mean vectors."""
+"""Activation Difference Lens (SPEC §4): the logit lens of the pass's mean vectors."""
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
@@ -14,13 +12,6 @@ from logitdiff.engine.stats import AdlStats
 
 LENS_TOP_N = 100
 LENS_VECTORS = ("delta", "base_mean", "ft_mean")
-
-
-def absolute_layer(relative: float, num_layers: int) -> int:
-    """floor(r·(L−1)) (KEEP: Gemma-3-1B 26 layers, r=0.5 -> 12)."""
-    if not 0.0 <= relative <= 1.0:
-        raise ValueError(f"relative layer must be within [0, 1], got {relative}")
-    return math.floor(relative * (num_layers - 1))
 
 
 class LensTokens(BaseModel):

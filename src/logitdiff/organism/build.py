@@ -18,7 +18,6 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
-from logitdiff.cache_dir import cache_root
 from logitdiff.organism.generic_corpus import finalize, generate_part, read_texts, write_jsonl_gz
 from logitdiff.organism.narrow_docs import generate_narrow_docs
 from logitdiff.organism.train_lora import LoraRecipe, save_adapter, train_lora
@@ -75,9 +74,9 @@ class BuildPaths:
         return self.generic / "diffing.jsonl.gz"
 
 
-def default_work_dir(model: str, seed: int, base_path: str | None = None) -> Path:
+def default_work_dir(cache_dir: Path, model: str, seed: int, base_path: str | None = None) -> Path:
     """Where sampled parts are kept between runs; a local base folder gets its own place."""
-    root = cache_root() / "organism-parts" / model / f"seed{seed}"
+    root = cache_dir / "organism-parts" / model / f"seed{seed}"
     if base_path:
         return root / ("local-" + hashlib.sha1(str(Path(base_path).resolve()).encode()).hexdigest()[:10])
     return root

@@ -9,14 +9,14 @@ import torch
 import typer
 from rich.console import Console
 
-from logitdiff.cache_dir import cache_root
 from logitdiff.config.loader import Registry
+from logitdiff.core.cache_dir import default_cache_dir
+from logitdiff.core.errors import UserError
+from logitdiff.core.paths import repo_root, resolve_repo_path
 from logitdiff.engine.models import base_source, load_tokenizer
-from logitdiff.errors import UserError
 from logitdiff.organism.build import VARIANTS, BuildPaths, BuildSizes, build_adapters, build_generic, build_narrow, default_work_dir, load_base, variant_ratio
 from logitdiff.organism.generic_corpus import read_texts
 from logitdiff.organism.train_lora import LoraRecipe
-from logitdiff.paths import repo_root, resolve_repo_path
 
 organism_app = typer.Typer(help="Build the offline model organism (narrow documents, generic corpus, LoRA adapters).", no_args_is_help=True)
 console = Console(stderr=True)
@@ -67,17 +67,18 @@ def build(
     if threads:
         torch.set_num_threads(threads)
     # A smoke run must never overwrite the shipped organism: its defaults live in the user cache.
-    root = cache_root() / "organism-tiny" if tiny else repo_root()
+    cache_dir = default_cache_dir()
+    root = cache_dir / "organism-tiny" if tiny else repo_root()
     paths = BuildPaths(
         adapters=resolve_repo_path(out) if out else root / f"organisms/{organism}/{model}",
         data=resolve_repo_path(data_dir) if data_dir else root / f"organisms/{organism}/data",
         generic=resolve_repo_path(generic_dir) if generic_dir else root / "organisms/generic",
-        work=default_work_dir(model, seed, base_path),
+        work=default_work_dir(cache_dir, model, seed, base_path),
     )
     sizes = BuildSizes(narrow_docs=narrow_docs, mixing_docs=generic_docs, diffing_long=diffing_long, diffing_short=diffing_short)
     recipe = LoraRecipe(steps=steps, rank=rank, alpha=2 * rank, narrow_batch=narrow_batch, lr=lr, seed=seed)
 
-    base_dir = base_source(cfg, base_path)
+    base_dir = base_source(cfg, cache_dir, base_path)
     tok = load_tokenizer(base_dir)
     narrow = build_narrow(paths, sizes, seed)
     console.print(f"narrow documents: {len(narrow)} -> {paths.narrow}")

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from logitdiff.experiments.grid import Cell
+from logitdiff.core.atomic import write_json
+from logitdiff.core.cell import Cell
 from logitdiff.report.collect import collect
 from logitdiff.report.plots import plot_agent, plot_relevance
-from logitdiff.results.atomic import write_json
 from logitdiff.results.store import AgentKey, ResultsStore
 
 
@@ -47,9 +48,12 @@ def build_report(
     *,
     agent: AgentKey | None = None,
     agent_runs: int = 2,
+    blackbox: Sequence[Cell] = (),
 ) -> ReportSummary:
+    """Plots and JSON summaries of `cells` in <output_dir>/<experiment>/<model>/<organism>/; with `agent`,
+    the agent scores of the cells and of the blackbox baseline runs at `blackbox`."""
     folder = output_folder(output_dir, cells)
-    got = collect(cells, store, judge_id, agent=agent, agent_runs=agent_runs)
+    got = collect(cells, store, judge_id, agent=agent, agent_runs=agent_runs, blackbox=blackbox)
     values = list(dict.fromkeys(c.value for c in cells))
     parameter = cells[0].swept
     head = f"{cells[0].experiment} · {cells[0].model} · {cells[0].organism}"

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from logitdiff.agent.records import AgentRunRecord
-from logitdiff.experiments.candidates import list_position
-from logitdiff.experiments.grid import Cell
-from logitdiff.results.atomic import read_json
+from logitdiff.core.atomic import read_json
+from logitdiff.core.cell import Cell
+from logitdiff.results.list_ids import list_position
 from logitdiff.results.records import RelevanceResult, failure_reason
 from logitdiff.results.store import AgentKey, ResultsStore
 
@@ -102,19 +103,6 @@ def _agent_rows(store: ResultsStore, cell: Cell, agent: AgentKey, runs: int, bla
     return rows, missing
 
 
-def blackbox_cells(cells: list[Cell]) -> list[Cell]:
-    """Where the blackbox baseline runs (SPEC §6): once per finetuned model and seed.
-
-    K, T and S only change the methods' input, so their grids probe one finetuned model and the
-    baseline runs once per seed, at the first value. In mix-ratio each value is another finetune
-    (variant), so the baseline runs per variant and seed.
-    """
-    first: dict[tuple[str, int], Cell] = {}
-    for c in cells:
-        first.setdefault((c.variant, c.seed), c)
-    return list(first.values())
-
-
 def collect(
     cells: list[Cell],
     store: ResultsStore,
@@ -122,6 +110,7 @@ def collect(
     *,
     agent: AgentKey | None = None,
     agent_runs: int = 2,
+    blackbox: Sequence[Cell] = (),
 ) -> Collected:
     rel_rows: list[dict[str, object]] = []
     missing: list[str] = []
@@ -144,7 +133,7 @@ def collect(
             rows, miss = _agent_rows(store, cell, agent, agent_runs, blackbox=False)
             agent_rows += rows
             missing += miss
-        for cell in blackbox_cells(cells):
+        for cell in blackbox:
             rows, miss = _agent_rows(store, cell, agent, agent_runs, blackbox=True)
             agent_rows += rows
             missing += miss

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from logitdiff.experiments.grid import Cell
+from logitdiff.core.cell import Cell
 from logitdiff.report.collect import MAIN_ORDERING, collect
 from logitdiff.results.store import ResultsStore
 

@@ -3,8 +3,8 @@ copied to another machine or read from another clone finds its cells as long as 
 the same bytes.
 
 The folder name is `<file name>-<first 16 hex digits of the SHA-256 of its bytes>`. Hashing a large
-corpus takes seconds, so each digest is cached under the user cache, keyed by absolute path and
-checked against size and modification time. Results written before this scheme used
+corpus takes seconds, so each digest is cached under the user cache folder the caller passes (none: hashed
+once per process), keyed by absolute path and checked against size and modification time. Results written before this scheme used
 `<file name>-<8 hex digits of the SHA-256 of the absolute path>` (`legacy_folder_name`).
 """
 
@@ -14,9 +14,8 @@ import hashlib
 from functools import cache
 from pathlib import Path
 
-from logitdiff.cache_dir import cache_root
-from logitdiff.results.atomic import read_json, write_json
-from logitdiff.results.names import slug
+from logitdiff.core.atomic import read_json, write_json
+from logitdiff.core.names import slug
 
 DIGEST_CHARS = 16
 _CHUNK = 1 << 20
@@ -31,8 +30,10 @@ def _hash_file(path: Path) -> str:
 
 
 @cache
-def _digest(resolved: Path, size: int, mtime_ns: int) -> str:
-    entry = cache_root() / "corpus_digests" / f"{hashlib.sha256(str(resolved).encode()).hexdigest()[:16]}.json"
+def _digest(resolved: Path, size: int, mtime_ns: int, cache_dir: Path | None) -> str:
+    if cache_dir is None:
+        return _hash_file(resolved)
+    entry = cache_dir / "corpus_digests" / f"{hashlib.sha256(str(resolved).encode()).hexdigest()[:16]}.json"
     try:
         doc = read_json(entry)
         if (doc["path"], doc["size"], doc["mtime_ns"]) == (str(resolved), size, mtime_ns):
@@ -44,15 +45,15 @@ def _digest(resolved: Path, size: int, mtime_ns: int) -> str:
     return digest
 
 
-def content_digest(path: Path) -> str:
+def content_digest(path: Path, cache_dir: Path | None) -> str:
     """SHA-256 (hex) of the file's bytes."""
     resolved = path.resolve()
     st = resolved.stat()
-    return _digest(resolved, st.st_size, st.st_mtime_ns)
+    return _digest(resolved, st.st_size, st.st_mtime_ns, cache_dir)
 
 
-def corpus_folder_name(path: Path) -> str:
-    return f"{slug(path.name)}-{content_digest(path)[:DIGEST_CHARS]}"
+def corpus_folder_name(path: Path, cache_dir: Path | None = None) -> str:
+    return f"{slug(path.name)}-{content_digest(path, cache_dir)[:DIGEST_CHARS]}"
 
 
 def legacy_folder_name(path: Path) -> str:

@@ -12,13 +12,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from logitdiff.core.atomic import read_json, save_tensors, write_json
+from logitdiff.core.cell import Cell
 from logitdiff.engine.record import PassRecord
 from logitdiff.engine.stats import AdlStats, LogitDiffCounters
-from logitdiff.experiments.grid import Cell
 from logitdiff.methods.adl import AdlLens
 from logitdiff.methods.logitdiff import ORDERINGS, OrderingEntry
 from logitdiff.methods.patchscope import AdlPatchscope
-from logitdiff.results.atomic import read_json, save_tensors, write_json
 from logitdiff.results.store import ResultsStore
 
 

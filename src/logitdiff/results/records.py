@@ -6,9 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from logitdiff.experiments.grid import Cell
-from logitdiff.judge.relevance import GradedList
-from logitdiff.results.atomic import read_json
+from logitdiff.core.atomic import read_json
+from logitdiff.core.cell import Cell
+from logitdiff.results.graded import GradedList
 from logitdiff.results.store import ResultsStore
 
 

@@ -23,13 +23,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from logitdiff.core.cell import Cell
+from logitdiff.core.names import slug
 from logitdiff.engine.corpus import local_corpus_path, looks_local
-from logitdiff.experiments.grid import Cell
 from logitdiff.results.corpus_id import corpus_folder_name, folders_named_for, legacy_folder_name
-from logitdiff.results.names import slug
 
 
-def corpus_folder(corpus: str, parent: Path) -> str:
+def corpus_folder(corpus: str, parent: Path, cache_dir: Path | None) -> str:
     """The corpus part of a pass folder under `parent` (<results>/<model>/<organism>/<variant>).
 
     A hub dataset: its id. A local file: its name plus a hash of its content, so copies of the file
@@ -41,7 +41,7 @@ def corpus_folder(corpus: str, parent: Path) -> str:
         return slug(corpus)
     path = local_corpus_path(corpus)
     if path.is_file():
-        name = corpus_folder_name(path)
+        name = corpus_folder_name(path, cache_dir)
         legacy = legacy_folder_name(path)
         if not (parent / name).is_dir() and (parent / legacy).is_dir():
             return legacy
@@ -66,6 +66,7 @@ class AgentKey:
 class ResultsStore:
     root: Path
     drop_bos: bool = False
+    cache_dir: Path | None = None  # where corpus digests are kept between runs (None: hashed once per process)
     # (model, organism, variant, corpus) -> corpus folder name: resolved once per store.
     _corpus_folders: dict[tuple[str, str, str, str], str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -73,7 +74,7 @@ class ResultsStore:
         parent = self.root / cell.model / cell.organism / cell.variant
         key = (cell.model, cell.organism, cell.variant, cell.corpus)
         if key not in self._corpus_folders:
-            self._corpus_folders[key] = corpus_folder(cell.corpus, parent)
+            self._corpus_folders[key] = corpus_folder(cell.corpus, parent, self.cache_dir)
         return parent / self._corpus_folders[key] / f"seed{cell.seed}"
 
     def pass_record(self, cell: Cell) -> Path:

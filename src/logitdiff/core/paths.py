@@ -3,8 +3,8 @@
 import os
 from pathlib import Path
 
-# The repository root in a source checkout / editable install: src/logitdiff/paths.py -> ../../..
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+# The repository root in a source checkout / editable install: src/logitdiff/core/paths.py is 3 folders below it.
+_REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def repo_root() -> Path:

@@ -1,0 +1,15 @@
+"""Names of the graded token lists: LogitDiff orderings by their own names, ADL lists by position."""
+
+from __future__ import annotations
+
+ADL_LISTS = 5  # the first five positions that have a mean
+_ADL_PREFIX = "adl_pos"
+
+
+def adl_list_id(position: int) -> str:
+    return f"{_ADL_PREFIX}{position}"
+
+
+def list_position(list_id: str) -> int | None:
+    """The ADL position a list id stands for, None for LogitDiff orderings."""
+    return int(list_id.removeprefix(_ADL_PREFIX)) if list_id.startswith(_ADL_PREFIX) else None
