@@ -40,7 +40,6 @@ from logitdiff.results.method_io import (
     check_method_result,
     load_adl_patchscope,
     save_adl,
-    save_adl_patchscope,
     save_logitdiff,
     save_pass_record,
 )
@@ -234,10 +233,8 @@ class Stages:
                 save_logitdiff(self.store, c, counters, orderings(counters, pairs[c.variant].tokenizer, c.top_k))
             for c, areq in adl.items():
                 stats = results[c.variant].adl[areq]
-                if c.readout == "patchscope":
-                    save_adl_patchscope(self.store, c, stats, patchscope(stats, pairs[c.variant], ADL_LISTS))
-                else:
-                    save_adl(self.store, c, stats, logit_lens(stats, pairs[c.variant]))
+                readout = patchscope(stats, pairs[c.variant], ADL_LISTS) if c.readout == "patchscope" else logit_lens(stats, pairs[c.variant])
+                save_adl(self.store, c, stats, readout)
             for c in cells:
                 self.store.failure(c).unlink(missing_ok=True)
             self.fresh.update(cells)

@@ -9,6 +9,7 @@ cell that a later step or the user reads (loadable, the cell's shape) before the
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -31,8 +32,20 @@ class OrderingsFile(BaseModel):
     orderings: dict[str, list[OrderingEntry]]
 
 
-def _cell_params(cell: Cell) -> dict[str, object]:
-    return cell.model_dump(mode="json")
+_Doc = TypeVar("_Doc", bound=BaseModel)
+
+
+def _save_doc(path: Path, cell: Cell, doc: BaseModel) -> None:
+    """A readable method result: the cell it belongs to, then the document's fields."""
+    write_json(path, {"cell": cell.model_dump(mode="json"), **doc.model_dump(mode="json")})
+
+
+def _load_doc(path: Path, kind: type[_Doc], what: str) -> _Doc:
+    raw = read_json(path)
+    try:
+        return kind.model_validate({k: v for k, v in raw.items() if k != "cell"})
+    except (ValidationError, AttributeError) as exc:
+        raise ValueError(f"malformed {what} file {path}: {exc}") from exc
 
 
 def save_logitdiff(store: ResultsStore, cell: Cell, counters: LogitDiffCounters, orderings: dict[str, list[OrderingEntry]]) -> None:
@@ -45,16 +58,12 @@ def save_logitdiff(store: ResultsStore, cell: Cell, counters: LogitDiffCounters,
         drop_bos=store.drop_bos,
         orderings=orderings,
     )
-    write_json(store.orderings(cell), {"cell": _cell_params(cell), **doc.model_dump(mode="json")})
+    _save_doc(store.orderings(cell), cell, doc)
 
 
 def _load_orderings_file(store: ResultsStore, cell: Cell) -> OrderingsFile:
     path = store.orderings(cell)
-    raw = read_json(path)
-    try:
-        doc = OrderingsFile.model_validate({k: v for k, v in raw.items() if k != "cell"})
-    except (ValidationError, AttributeError) as exc:
-        raise ValueError(f"malformed orderings file {path}: {exc}") from exc
+    doc = _load_doc(path, OrderingsFile, "orderings")
     missing = [name for name in ORDERINGS if name not in doc.orderings]
     if missing:
         raise ValueError(f"orderings file {path} lacks {', '.join(missing)}")
@@ -65,32 +74,18 @@ def load_orderings(store: ResultsStore, cell: Cell) -> dict[str, list[OrderingEn
     return _load_orderings_file(store, cell).orderings
 
 
-def save_adl(store: ResultsStore, cell: Cell, stats: AdlStats, lens: AdlLens) -> None:
+def save_adl(store: ResultsStore, cell: Cell, stats: AdlStats, readout: AdlLens | AdlPatchscope) -> None:
+    """δ and the means (vectors.safetensors), then the readout: lens.json or patchscope.json by the cell's readout."""
     save_tensors(store.adl_vectors(cell), stats.tensors())
-    write_json(store.adl_lens(cell), {"cell": _cell_params(cell), **lens.model_dump(mode="json")})
+    _save_doc(store.adl_readout(cell), cell, readout)
 
 
 def load_adl_lens(store: ResultsStore, cell: Cell) -> AdlLens:
-    path = store.adl_lens(cell)
-    raw = read_json(path)
-    try:
-        return AdlLens.model_validate({k: v for k, v in raw.items() if k != "cell"})
-    except (ValidationError, AttributeError) as exc:
-        raise ValueError(f"malformed ADL lens file {path}: {exc}") from exc
-
-
-def save_adl_patchscope(store: ResultsStore, cell: Cell, stats: AdlStats, readout: AdlPatchscope) -> None:
-    save_tensors(store.adl_vectors(cell), stats.tensors())
-    write_json(store.adl_patchscope(cell), {"cell": _cell_params(cell), **readout.model_dump(mode="json")})
+    return _load_doc(store.adl_readout(cell), AdlLens, "ADL lens")
 
 
 def load_adl_patchscope(store: ResultsStore, cell: Cell) -> AdlPatchscope:
-    path = store.adl_patchscope(cell)
-    raw = read_json(path)
-    try:
-        return AdlPatchscope.model_validate({k: v for k, v in raw.items() if k != "cell"})
-    except (ValidationError, AttributeError) as exc:
-        raise ValueError(f"malformed ADL patchscope file {path}: {exc}") from exc
+    return _load_doc(store.adl_readout(cell), AdlPatchscope, "ADL patchscope")
 
 
 def save_pass_record(store: ResultsStore, cell: Cell, record: PassRecord) -> None:

@@ -97,11 +97,9 @@ class ResultsStore:
     def counters(self, cell: Cell) -> Path:
         return self.method_dir(cell) / "counters.safetensors"
 
-    def adl_lens(self, cell: Cell) -> Path:
-        return self.method_dir(cell) / "lens.json"
-
-    def adl_patchscope(self, cell: Cell) -> Path:
-        return self.method_dir(cell) / "patchscope.json"
+    def adl_readout(self, cell: Cell) -> Path:
+        """How δ reads as tokens: lens.json (logit lens) or patchscope.json, by the cell's readout."""
+        return self.method_dir(cell) / ("patchscope.json" if cell.readout == "patchscope" else "lens.json")
 
     def scale_choice(self, cell: Cell, judge_id: str) -> Path:
         """The patchscope scale each position is read at, as chosen by `judge_id`."""
@@ -114,7 +112,7 @@ class ResultsStore:
         """The file whose presence means the method part of a cell is done."""
         if cell.method == "logitdiff":
             return self.orderings(cell)
-        return self.adl_patchscope(cell) if cell.readout == "patchscope" else self.adl_lens(cell)
+        return self.adl_readout(cell)
 
     def relevance(self, cell: Cell, judge_id: str) -> Path:
         return self.method_dir(cell) / "relevance" / f"{slug(judge_id)}.json"
