@@ -7,7 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from logitdiff.engine.architectures import (
+from logitdiff.engine.forward import PairReadout
+from logitdiff.engine.memory_plan import CPU_BUDGET_BYTES, READOUT_COPIES, readout_blocks, readout_positions
+from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, auto_batch_size, run_pass
+from logitdiff.errors import UserError
+from testkit.architectures import (
     ARCHITECTURES,
     BOS_ID,
     build_config,
@@ -16,10 +20,6 @@ from logitdiff.engine.architectures import (
     parameter_count,
     random_pair,
 )
-from logitdiff.engine.forward import PairReadout
-from logitdiff.engine.memory_plan import CPU_BUDGET_BYTES, READOUT_COPIES, readout_blocks, readout_positions
-from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, auto_batch_size, run_pass
-from logitdiff.errors import UserError
 from tiny_models import english_texts, lora_pair, tiny_pair, write_jsonl
 
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
