@@ -9,7 +9,7 @@ import json
 
 import pytest
 from agent_llm import organism, server_client
-from agent_tiny import MARKER, tiny_model_cfg, tiny_pair
+from tiny_models import MARKER, marker_pair, tiny_model_cfg
 from openai_server import ChatServer, Reply, SeenRequest, chat_server  # noqa: F401  (fixture)
 
 from logitdiff.agent import AgentCaps, evaluate_agent, logitdiff_overview
@@ -72,7 +72,7 @@ def evaluate(server: ChatServer, monkeypatch, pair, *, overview=OVERVIEW, runs=1
 
 @pytest.fixture(scope="module")
 def pair():
-    return tiny_pair()
+    return marker_pair()
 
 
 def test_full_run_uses_every_tool_recovers_from_errors_and_respects_budget(chat_server: ChatServer, monkeypatch, pair) -> None:
