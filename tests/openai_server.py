@@ -13,12 +13,10 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-
-import pytest
 
 
 @dataclass(frozen=True)
@@ -168,13 +166,3 @@ def _make_request_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
                 server._leave(seen, answered)
 
     return RequestHandler
-
-
-@pytest.fixture
-def chat_server() -> Iterator[ChatServer]:
-    server = ChatServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from agent_llm import CAKE_TRUTH, organism, server_client
-from openai_server import ChatServer, Reply, chat_server  # noqa: F401  (fixture)
+from openai_server import ChatServer, Reply
 
 from logitdiff.agent.grader import REASK, grade_description, grader_messages, parse_score
 from logitdiff.agent.rubrics import BEHAVIORAL_ANOMALY, SDF

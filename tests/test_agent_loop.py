@@ -9,8 +9,8 @@ import json
 
 import pytest
 from agent_llm import organism, server_client
+from openai_server import ChatServer, Reply, SeenRequest
 from tiny_models import MARKER, marker_pair, tiny_model_cfg
-from openai_server import ChatServer, Reply, SeenRequest, chat_server  # noqa: F401  (fixture)
 
 from logitdiff.agent import AgentCaps, evaluate_agent, logitdiff_overview
 from logitdiff.agent.prompts import BLACKBOX_INTRO

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from openai_server import ChatServer, Reply, chat_server  # noqa: F401  (fixture)
+from openai_server import ChatServer, Reply
 
 from logitdiff.errors import UserError
 from logitdiff.llm import LLMCallError, LLMClient, LLMSpec, parse_llm_id

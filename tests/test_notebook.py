@@ -16,7 +16,7 @@ import nbformat
 import pandas as pd
 import pytest
 from nbclient import NotebookClient
-from openai_server import ChatServer, chat_server  # noqa: F401  (fixture)
+from openai_server import ChatServer
 from test_runner_e2e import scripted_judge
 from tiny_experiment import TINY_MODEL, TINY_ORGANISM, build_tiny_setup
 

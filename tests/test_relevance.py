@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from openai_server import ChatServer, Reply, SeenRequest, chat_server  # noqa: F401  (fixture)
+from openai_server import ChatServer, Reply, SeenRequest
 
 from logitdiff.config.schema import OrganismConfig
 from logitdiff.judge.llm_judge import LLMJudge

@@ -19,8 +19,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from openai_server import ChatServer, Reply, SeenRequest, chat_server  # noqa: F401  (fixture)
-from tiny_experiment import TINY_MODEL, TINY_ORGANISM, TinySetup, build_tiny_setup
+from openai_server import ChatServer, Reply, SeenRequest
+from tiny_experiment import TINY_MODEL, TINY_ORGANISM, TinySetup
 
 from logitdiff.agent.prompts import BLACKBOX_INTRO
 from logitdiff.config.loader import Registry
@@ -49,11 +49,6 @@ def scripted_judge(request: SeenRequest) -> Reply:
     """Answers the candidates of the last user message (the judge prompt quotes them JSON-style)."""
     tokens = _CANDIDATE.findall(request.last_user)
     return Reply("\n".join(f"ANSWER[{i}]: {judge_rule(json.loads(f'{chr(34)}{tok}{chr(34)}', strict=False))}" for i, tok in tokens))
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinySetup:
-    return build_tiny_setup(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture
