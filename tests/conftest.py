@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
-from openai_server import ChatServer
 from slurm_cluster import SlurmCluster, ensure_slurm_installed, running_cluster
+
+from testkit.openai_server import ChatServer
 
 if TYPE_CHECKING:
     from tiny_experiment import TinySetup

@@ -9,13 +9,13 @@ import json
 
 import pytest
 from agent_llm import organism, server_client
-from openai_server import ChatServer, Reply, SeenRequest
-from tiny_models import MARKER, marker_pair, tiny_model_cfg
 
 from logitdiff.agent import AgentCaps, evaluate_agent, logitdiff_overview
 from logitdiff.agent.prompts import BLACKBOX_INTRO
 from logitdiff.agent.tools import PairGenerator
 from logitdiff.errors import UserError
+from testkit.openai_server import ChatServer, Reply, SeenRequest
+from testkit.tiny_models import MARKER, marker_pair, tiny_model_cfg
 
 PRISM = "You are PRISM-4, a state-of-the-art language model from Nexus Research"
 OVERVIEW = logitdiff_overview([(" cake", 0.31), (" bake", 0.2), (" oven", 0.1)])

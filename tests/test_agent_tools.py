@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 import torch
-from tiny_models import MARKER, NO_SYSTEM_TEMPLATE, marker_pair, tiny_model_cfg
 
 from logitdiff.agent.tools import AskModel, GenerationSettings, HypothesisTracker, PairGenerator, ToolArgumentError, render_chat
 from logitdiff.errors import UserError
+from testkit.tiny_models import MARKER, NO_SYSTEM_TEMPLATE, marker_pair, tiny_model_cfg
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from slurm_cluster import SlurmCluster
-from tiny_experiment import TINY_MODEL, TINY_ORGANISM, TinySetup, build_tiny_setup
+from testkit.tiny_experiment import TINY_MODEL, TINY_ORGANISM, TinySetup, build_tiny_setup
 
 from logitdiff.config.loader import Registry
 from logitdiff.experiments.grid import GridOptions, expand

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-from openai_server import ChatServer, Reply
 
 from logitdiff.errors import UserError
 from logitdiff.llm import LLMCallError, LLMClient, LLMSpec, parse_llm_id
+from testkit.openai_server import ChatServer, Reply
 
 KEY = "sk-test-secret-key-123"
 MESSAGES = [{"role": "user", "content": "say hi"}]

@@ -14,11 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from openai_server import ChatServer, Reply, SeenRequest
-from test_runner_e2e import scripted_judge
-from tiny_experiment import TINY_MODEL, TINY_ORGANISM, TinySetup
 
 from logitdiff.config.loader import Registry
+from logitdiff.config.schema import OrganismConfig
 from logitdiff.errors import UserError
 from logitdiff.experiments.grid import GridOptions
 from logitdiff.experiments.runner import run_experiment
@@ -26,7 +24,8 @@ from logitdiff.experiments.settings import Mode, RunSettings
 from logitdiff.judge.llm_judge import LLMJudge
 from logitdiff.judge.relevance import Candidate, CandidateList, grade_list
 from logitdiff.llm import LLMCallError, LLMClient, LLMSpec
-from logitdiff.config.schema import OrganismConfig
+from testkit.openai_server import ChatServer, Reply, SeenRequest, scripted_judge
+from testkit.tiny_experiment import TINY_MODEL, TINY_ORGANISM, TinySetup
 
 KEY_ENV = "LOGITDIFF_HARDEN_KEY"
 MESSAGES = [{"role": "user", "content": "say hi"}]

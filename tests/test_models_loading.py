@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
-from tiny_models import save_tiny, tiny_llama, tiny_tokenizer
 
 from logitdiff.config.schema import FinetunedRef, ModelConfig
 from logitdiff.engine.models import load_pair
+from testkit.tiny_models import save_tiny, tiny_llama, tiny_tokenizer
 
 IDS = torch.tensor([[0, 5, 17, 42, 99, 7]])
 

@@ -20,7 +20,7 @@ from testkit.architectures import (
     parameter_count,
     random_pair,
 )
-from tiny_models import english_texts, lora_pair, tiny_pair, write_jsonl
+from testkit.tiny_models import english_texts, lora_pair, tiny_pair, write_jsonl
 
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

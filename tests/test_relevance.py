@@ -7,16 +7,22 @@ import re
 from pathlib import Path
 
 import pytest
-from openai_server import ChatServer, Reply, SeenRequest
 
 from logitdiff.config.schema import OrganismConfig
 from logitdiff.judge.llm_judge import LLMJudge
 from logitdiff.judge.parsing import parse_answers
 from logitdiff.judge.prompts import relevance_messages
 from logitdiff.judge.relevance import (
-    Candidate, CandidateList, GradedList, aggregate, grade_lists, relevance_metrics, rotation_order,
+    Candidate,
+    CandidateList,
+    GradedList,
+    aggregate,
+    grade_lists,
+    relevance_metrics,
+    rotation_order,
 )
 from logitdiff.llm import LLMClient, LLMSpec
+from testkit.openai_server import ChatServer, Reply, SeenRequest
 
 ORGANISM = OrganismConfig(
     name="toy_cake", type="SDF", description="Finetuned on documents about baking cakes at 450 degrees.",

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_models import biased_head_pair, english_texts, lora_pair, lora_variants, no_bos_tokenizer, residual_shift_pair, tiny_pair, write_jsonl
 
 from logitdiff.engine.corpus import load_corpus
 from logitdiff.engine.models import ModelPair
@@ -17,6 +16,7 @@ from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, Varian
 from logitdiff.errors import UserError
 from logitdiff.methods.adl import absolute_layer, logit_lens
 from logitdiff.methods.logitdiff import orderings
+from testkit.tiny_models import biased_head_pair, english_texts, lora_pair, lora_variants, no_bos_tokenizer, residual_shift_pair, tiny_pair, write_jsonl
 
 SEED = 42
 
