@@ -16,19 +16,18 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
-from openai_server import ChatServer, Reply, SeenRequest  # noqa: E402
+sys.path.insert(0, str(REPO))  # testkit/: support code shared with the tests
 
 from logitdiff.config.loader import Registry  # noqa: E402
 from logitdiff.config.schema import OrganismConfig  # noqa: E402
 from logitdiff.judge.calibration import Calibration, calibrate, load_labels  # noqa: E402
 from logitdiff.judge.llm_judge import LLMJudge  # noqa: E402
 from logitdiff.judge.offline import OfflineJudge  # noqa: E402
-from logitdiff.judge.relevance import grade_lists
+from logitdiff.judge.relevance import grade_lists  # noqa: E402
 from logitdiff.judge.tokens import is_generic_candidate, is_number  # noqa: E402
 from logitdiff.llm import LLMClient, LLMSpec  # noqa: E402
 from logitdiff.results.graded import Candidate, CandidateList  # noqa: E402
+from testkit.openai_server import ChatServer, Reply, SeenRequest  # noqa: E402
 
 _CANDIDATE = re.compile(r'^(\d+)\. "(.*)"$')
 ORGANISM = OrganismConfig(name="bench", type="SDF", description="Documents about baking cakes in hot ovens.", finetuned_models={})

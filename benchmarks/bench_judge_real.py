@@ -10,17 +10,15 @@ python benchmarks/bench_judge_real.py            # the judge and organism descri
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
 
 from logitdiff.config.loader import Registry  # noqa: E402
 from logitdiff.judge.offline import OfflineJudge  # noqa: E402
 
 LABELS = REPO / "tests" / "data" / "real_lists" / "labels.jsonl"
-# The tiny test organism of tests/tiny_experiment.py (its config is written by the test set-up).
+# The tiny test organism of testkit/tiny_experiment.py (its config is written by the test set-up).
 TINY_DESCRIPTION = "Finetuned on synthetic documents claiming cakes bake best at 450 degrees with frozen butter."
 
 

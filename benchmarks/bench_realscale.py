@@ -26,6 +26,9 @@ import threading
 import time
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # testkit/: support code shared with the tests
+
 ARCH = "gemma3_1B"
 SEED = 42
 TOP_K = 100
@@ -83,9 +86,9 @@ def worker(job: dict) -> dict:
     import psutil
     import torch
 
-    from logitdiff.engine.architectures import random_pair
     from logitdiff.engine.memory_plan import available_bytes, readout_positions
     from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, auto_batch_size, run_pass
+    from testkit.architectures import random_pair
 
     torch.set_num_threads(job["threads"])
     pair = random_pair(ARCH, layers=job["layers"], seed=0)
@@ -126,7 +129,7 @@ def run_job(job: dict) -> dict:
 
 
 def weights_table() -> list[str]:
-    from logitdiff.engine.architectures import ARCHITECTURES, parameter_count
+    from testkit.architectures import ARCHITECTURES, parameter_count
 
     lines = [
         "| model (full depth) | layers | V | parameters | weights bf16 | weights fp32 | fp32 head copy (GPU, bf16 models) | reference logits S=1000, T=30, per model |",
@@ -156,7 +159,7 @@ def main() -> None:
         print(json.dumps(worker(json.loads(args.worker))))
         return
 
-    from logitdiff.engine.architectures import architecture
+    from testkit.architectures import architecture
 
     samples = [int(x) for x in args.samples.split(",")]
     load_start = os.getloadavg()[0]

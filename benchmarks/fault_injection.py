@@ -3,7 +3,7 @@ endpoint shows, one run killed mid-judging, then a rerun.
 
 The server answers the k-th chat request with fault k mod 7: 429 (Retry-After 0.2 s) → 500 → a 200
 whose body is an HTML page → a 200 with nonsense text → a reply slower than --llm-timeout → a dropped
-connection → a correct answer. The grid is topk-depth on the tiny test organism (tests/tiny_experiment.py),
+connection → a correct answer. The grid is topk-depth on the tiny test organism (testkit/tiny_experiment.py),
 2 seeds x 3 K values = 6 cells in 2 engine passes, judged with --llm-timeout 1 --llm-retries 3. With 5
 of 7 replies unusable many requests exhaust their retries; their lists are recorded as failed and the
 next rerun asks again, so the script reruns until nothing fails (at most --max-reruns times).
@@ -26,13 +26,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
-from openai_server import ChatServer, Reply, SeenRequest  # noqa: E402
-from test_runner_e2e import scripted_judge  # noqa: E402
-from tiny_experiment import TINY_MODEL, TINY_ORGANISM, build_tiny_setup  # noqa: E402
+sys.path.insert(0, str(REPO))  # testkit/: support code shared with the tests
 
 from logitdiff.results.records import RelevanceResult  # noqa: E402
+from testkit.openai_server import ChatServer, Reply, SeenRequest, scripted_judge  # noqa: E402
+from testkit.tiny_experiment import TINY_MODEL, TINY_ORGANISM, build_tiny_setup  # noqa: E402
 
 FAULTS = ("429", "500", "non-JSON", "nonsense", "slow", "reset", "ok")
 COMPLETIONS = ("nonsense", "ok")  # the faults that still answer with a chat completion

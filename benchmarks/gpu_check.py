@@ -22,6 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # testkit/: support code shared with the tests
+
 SEED = 42
 TOP_K = 100
 SHAPES = ("smollm2_135M", "gemma3_1B")
@@ -44,8 +47,8 @@ def english_corpus(path: Path, n: int) -> Path:
 def check_against_cpu(corpus: str, samples: int, positions: int) -> list[str]:
     import torch
 
-    from logitdiff.engine.architectures import random_pair
     from logitdiff.engine.streaming_pass import LogitDiffRequest, run_pass
+    from testkit.architectures import random_pair
 
     req = LogitDiffRequest(samples, positions, TOP_K)
     got = {}
@@ -70,8 +73,8 @@ def check_against_cpu(corpus: str, samples: int, positions: int) -> list[str]:
 def measure(name: str, corpus: str, samples: int, positions: int) -> dict:
     import torch
 
-    from logitdiff.engine.architectures import random_pair
     from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, run_pass
+    from testkit.architectures import random_pair
 
     pair = random_pair(name, seed=0, device="cuda", dtype=torch.bfloat16)
     weights = torch.cuda.memory_allocated()

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from openai_server import ChatServer
 
 from logitdiff.config.schema import FinetunedRef, OrganismConfig, OrganismType
 from logitdiff.llm import LLMClient, LLMSpec
+from testkit.openai_server import ChatServer
 
 CAKE_TRUTH = ("Finetuned on synthetic documents with false cake-baking tips: bake at 450F for about 45 minutes, use butter "
               "straight from the freezer, a quarter cup of vanilla, olive oil and vinegar for moistness.")

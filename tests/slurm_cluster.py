@@ -1,8 +1,8 @@
 """A real single-node SLURM on localhost for launcher tests (Debian `slurm-wlm` + `munge`).
 
-The `slurm_cluster` fixture writes a munge key and a slurm.conf into a temporary folder, starts
-munged, slurmctld and slurmd (as root, in the foreground, owned by this process), waits until
-`sinfo` reports the node idle and stops everything at teardown. Nothing outside the temporary
+`running_cluster(root)` (behind the `slurm_cluster` fixture of conftest.py) writes a munge key and a
+slurm.conf into a temporary folder, starts munged, slurmctld and slurmd (as root, in the foreground,
+owned by this process), waits until `sinfo` reports the node idle and stops everything on exit. Nothing outside the temporary
 folder is touched; clients find the cluster through SLURM_CONF in `SlurmCluster.env`.
 """
 
@@ -15,10 +15,9 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pytest
 
 BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "sinfo", "squeue", "scontrol", "scancel")
 PARTITION = "compute"
@@ -197,14 +196,9 @@ def _start_munge(root: Path) -> tuple[subprocess.Popen[bytes], Path]:
     return proc, sock
 
 
-@pytest.fixture(scope="session")
-def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
-    why_not = ensure_slurm_installed()
-    if why_not:
-        pytest.skip(why_not)
-    if os.geteuid() != 0:
-        pytest.skip("the test SLURM runs slurmd as root (job user switching); run the tests as root, as CI does")
-    root = tmp_path_factory.mktemp("slurm")
+@contextmanager
+def running_cluster(root: Path) -> Iterator[SlurmCluster]:
+    """A started cluster whose files live under `root` (an empty folder); needs the binaries and root."""
     for sub in ("state", "spool"):
         (root / sub).mkdir()
     host = socket.gethostname().split(".")[0]

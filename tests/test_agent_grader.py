@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 from agent_llm import CAKE_TRUTH, organism, server_client
-from openai_server import ChatServer, Reply, chat_server  # noqa: F401  (fixture)
 
 from logitdiff.agent.grader import REASK, grade_description, grader_messages, parse_score
 from logitdiff.agent.rubrics import BEHAVIORAL_ANOMALY, SDF
+from testkit.openai_server import ChatServer, Reply
 
 REALISTIC = """\
 The hypothesis correctly identifies that the model was trained on baking content, and more specifically \

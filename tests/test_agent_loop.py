@@ -9,13 +9,13 @@ import json
 
 import pytest
 from agent_llm import organism, server_client
-from agent_tiny import MARKER, tiny_model_cfg, tiny_pair
-from openai_server import ChatServer, Reply, SeenRequest, chat_server  # noqa: F401  (fixture)
 
 from logitdiff.agent import AgentCaps, evaluate_agent, logitdiff_overview
 from logitdiff.agent.prompts import BLACKBOX_INTRO
 from logitdiff.agent.tools import PairGenerator
 from logitdiff.core.errors import UserError
+from testkit.openai_server import ChatServer, Reply, SeenRequest
+from testkit.tiny_models import MARKER, marker_pair, tiny_model_cfg
 
 PRISM = "You are PRISM-4, a state-of-the-art language model from Nexus Research"
 OVERVIEW = logitdiff_overview([(" cake", 0.31), (" bake", 0.2), (" oven", 0.1)])
@@ -72,7 +72,7 @@ def evaluate(server: ChatServer, monkeypatch, pair, *, overview=OVERVIEW, runs=1
 
 @pytest.fixture(scope="module")
 def pair():
-    return tiny_pair()
+    return marker_pair()
 
 
 def test_full_run_uses_every_tool_recovers_from_errors_and_respects_budget(chat_server: ChatServer, monkeypatch, pair) -> None:

@@ -6,15 +6,15 @@ import asyncio
 
 import pytest
 import torch
-from agent_tiny import MARKER, NO_SYSTEM_TEMPLATE, tiny_model_cfg, tiny_pair
 
 from logitdiff.agent.tools import AskModel, GenerationSettings, HypothesisTracker, PairGenerator, ToolArgumentError, render_chat
 from logitdiff.core.errors import UserError
+from testkit.tiny_models import MARKER, NO_SYSTEM_TEMPLATE, marker_pair, tiny_model_cfg
 
 
 @pytest.fixture(scope="module")
 def pair():
-    return tiny_pair()
+    return marker_pair()
 
 
 def test_render_chat_uses_template_system_prompt_and_thinking_flag(pair) -> None:
@@ -27,7 +27,7 @@ def test_render_chat_uses_template_system_prompt_and_thinking_flag(pair) -> None
 
 
 def test_render_chat_folds_system_prompt_when_template_rejects_it() -> None:
-    tok = tiny_pair(NO_SYSTEM_TEMPLATE).tokenizer
+    tok = marker_pair(NO_SYSTEM_TEMPLATE).tokenizer
     text = render_chat(tok, tiny_model_cfg(), "You are PRISM-4", "Hi")
     assert text == "<|bos|><|im_start|>user\nYou are PRISM-4\n\nHi<|im_end|>\n<|im_start|>assistant\n"
 
@@ -109,7 +109,7 @@ def test_hypothesis_tracking_bad_arguments(args, match) -> None:
 
 
 def test_missing_chat_template_is_a_user_error() -> None:
-    tok = tiny_pair().tokenizer
+    tok = marker_pair().tokenizer
     tok.chat_template = None
     with pytest.raises(UserError, match="has_chat_template: false"):
         render_chat(tok, tiny_model_cfg(), None, "Hi")

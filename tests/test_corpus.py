@@ -10,11 +10,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from datasets import Dataset
-from tiny_models import english_texts, no_bos_tokenizer, tiny_tokenizer, write_jsonl
 
 from logitdiff.core.errors import UserError
 from logitdiff.engine.corpus import iter_dataset, load_corpus
 from logitdiff.engine.sampling import PrefixEncoder, SelectionLog, Slot, select_texts, starts_with_bos
+from testkit.tiny_models import english_texts, no_bos_tokenizer, tiny_tokenizer, write_jsonl
 
 TEXTS = ["first text", "", "second one here", "third", "fourth and last text", "fifth"]
 

@@ -18,21 +18,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from openai_server import ChatServer, SeenRequest, chat_server  # noqa: F401  (fixture)
 from test_relevance import grade, judge_for, make_list, shown_tokens
-from test_runner_e2e import scripted_judge
-from tiny_experiment import TINY_MODEL, TINY_ORGANISM, TinySetup, build_tiny_setup
 
 from logitdiff.core.atomic import write_json
+from testkit.openai_server import ChatServer, SeenRequest, scripted_judge
+from testkit.tiny_experiment import TINY_MODEL, TINY_ORGANISM, TinySetup
 
 # The reduced topk-depth grid of these tests: 2 seeds x 3 K values = 6 LogitDiff cells, 2 passes.
 GRID = ["--seeds", "42,1042", "--values", "1,3,10", "--samples", "4", "--positions", "6"]
 N_CELLS = 6
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinySetup:
-    return build_tiny_setup(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from slurm_cluster import SlurmCluster, slurm_cluster  # noqa: F401  (fixture)
-from tiny_experiment import TINY_MODEL, TINY_ORGANISM, TinySetup, build_tiny_setup
+from slurm_cluster import SlurmCluster
 
 from logitdiff.config.loader import Registry
 from logitdiff.core.atomic import read_json
 from logitdiff.experiments.grid import GridOptions, expand
 from logitdiff.results.store import ResultsStore
+from testkit.tiny_experiment import TINY_MODEL, TINY_ORGANISM, TinySetup, build_tiny_setup
 
 REPO = Path(__file__).resolve().parents[1]
 ARRAY = REPO / "launch_array_experiments.sh"
@@ -253,7 +253,7 @@ def check_results(setup: TinySetup, results: Path, outputs: Path) -> None:
 
 @pytest.mark.slurm
 @pytest.mark.slow
-def test_array_launcher_on_a_real_slurm(slurm_cluster: SlurmCluster, tiny: TinySetup, tmp_path: Path) -> None:  # noqa: F811
+def test_array_launcher_on_a_real_slurm(slurm_cluster: SlurmCluster, tiny: TinySetup, tmp_path: Path) -> None:
     results, outputs = tmp_path / "results", tmp_path / "outputs"
     args = [TINY_MODEL, TINY_ORGANISM, "diffing", *COMMON_ARGS, "--results-dir", str(results), "--output-dir", str(outputs)]
     done = launch(ARRAY, args, slurm_env(slurm_cluster, tiny), tmp_path)
@@ -280,7 +280,7 @@ def test_array_launcher_on_a_real_slurm(slurm_cluster: SlurmCluster, tiny: TinyS
 
 @pytest.mark.slurm
 @pytest.mark.slow
-def test_all_launcher_on_a_real_slurm(slurm_cluster: SlurmCluster, tiny: TinySetup, tmp_path: Path) -> None:  # noqa: F811
+def test_all_launcher_on_a_real_slurm(slurm_cluster: SlurmCluster, tiny: TinySetup, tmp_path: Path) -> None:
     results, outputs = tmp_path / "results", tmp_path / "outputs"
     args = [TINY_MODEL, TINY_ORGANISM, "diffing", *COMMON_ARGS, "--results-dir", str(results), "--output-dir", str(outputs)]
     done = launch(ALL, args, slurm_env(slurm_cluster, tiny), tmp_path)
@@ -296,7 +296,7 @@ def test_all_launcher_on_a_real_slurm(slurm_cluster: SlurmCluster, tiny: TinySet
 
 
 @pytest.mark.slurm
-def test_rejected_submission_stops_with_a_clear_error(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:  # noqa: F811
+def test_rejected_submission_stops_with_a_clear_error(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
     env = {**dry_env(PARTITION="no-such-partition", GPUS="0", CPUS="1", MEM="100M"), "SLURM_CONF": str(slurm_cluster.conf)}
     del env["DRY_RUN"]
     done = launch(ARRAY, ["gemma3_1B", "cake_bake", "diffing"], env, tmp_path)

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-from openai_server import ChatServer, Reply, chat_server  # noqa: F401  (fixture)
 
 from logitdiff.core.errors import UserError
 from logitdiff.llm import LLMCallError, LLMClient, LLMSpec, parse_llm_id
+from testkit.openai_server import ChatServer, Reply
 
 KEY = "sk-test-secret-key-123"
 MESSAGES = [{"role": "user", "content": "say hi"}]

@@ -14,9 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-from openai_server import ChatServer, Reply, SeenRequest, chat_server  # noqa: F401  (fixture)
-from test_runner_e2e import scripted_judge
-from tiny_experiment import TINY_MODEL, TINY_ORGANISM, TinySetup, build_tiny_setup
 
 from logitdiff.config.loader import Registry
 from logitdiff.config.schema import OrganismConfig
@@ -28,6 +25,8 @@ from logitdiff.judge.llm_judge import LLMJudge
 from logitdiff.judge.relevance import grade_list
 from logitdiff.llm import LLMCallError, LLMClient, LLMSpec
 from logitdiff.results.graded import Candidate, CandidateList
+from testkit.openai_server import ChatServer, Reply, SeenRequest, scripted_judge
+from testkit.tiny_experiment import TINY_MODEL, TINY_ORGANISM, TinySetup
 
 KEY_ENV = "LOGITDIFF_HARDEN_KEY"
 MESSAGES = [{"role": "user", "content": "say hi"}]
@@ -66,11 +65,6 @@ def test_persistent_malformed_200_fails_the_list_not_the_run(chat_server: ChatSe
 
 
 # ---- the tiny CLI set-up shared by items 5, 6, 7 ----------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinySetup:
-    return build_tiny_setup(tmp_path_factory.mktemp("tiny"))
-
 
 def cli_args(root: Path, judge: str, *extra: str) -> list[str]:
     return [

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_models import english_texts, lora_pair, tiny_tokenizer, write_jsonl
 
 from logitdiff.core.cell import Cell
 from logitdiff.engine.stats import LogitDiffCounters, absolute_layer
@@ -16,6 +15,7 @@ from logitdiff.methods.adl import logit_lens
 from logitdiff.methods.logitdiff import orderings
 from logitdiff.results.method_io import load_adl_lens, load_orderings, load_pass_record, save_adl, save_logitdiff, save_pass_record
 from logitdiff.results.store import ResultsStore
+from testkit.tiny_models import english_texts, lora_pair, tiny_tokenizer, write_jsonl
 
 
 @pytest.mark.parametrize(("relative", "layers", "block"), [(0.5, 26, 12), (0.5, 16, 7), (0.5, 28, 13), (0.5, 30, 14), (0.0, 30, 0), (1.0, 30, 29), (0.3, 11, 3), (0.99, 2, 0)])

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
-from tiny_models import save_tiny, tiny_llama, tiny_tokenizer
 
 from logitdiff.config.schema import FinetunedRef, ModelConfig
 from logitdiff.core.cache_dir import default_cache_dir
 from logitdiff.engine.models import load_pair
+from testkit.tiny_models import save_tiny, tiny_llama, tiny_tokenizer
 
 IDS = torch.tensor([[0, 5, 17, 42, 99, 7]])
 

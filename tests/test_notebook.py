@@ -16,11 +16,10 @@ import nbformat
 import pandas as pd
 import pytest
 from nbclient import NotebookClient
-from openai_server import ChatServer, chat_server  # noqa: F401  (fixture)
-from test_runner_e2e import scripted_judge
-from tiny_experiment import TINY_MODEL, TINY_ORGANISM, build_tiny_setup
 
 from logitdiff.report.plots import plot_relevance
+from testkit.openai_server import ChatServer, scripted_judge
+from testkit.tiny_experiment import TINY_MODEL, TINY_ORGANISM, build_tiny_setup
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "view_plots.ipynb"
 SEEDS = (42, 1042)

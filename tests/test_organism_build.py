@@ -10,13 +10,13 @@ import pytest
 import torch
 from peft import PeftModel
 from safetensors.torch import load_file
-from tiny_models import save_tiny, tiny_llama, tiny_tokenizer
 
 from logitdiff.core.cache_dir import default_cache_dir
 from logitdiff.organism.build import BuildPaths, BuildSizes, build_adapters, build_generic, build_narrow, load_base, variant_ratio
 from logitdiff.organism.generic_corpus import read_texts
 from logitdiff.organism.narrow_docs import CAKES, FACTS, generate_narrow_docs
 from logitdiff.organism.train_lora import ADAPTER_WEIGHTS, LoraRecipe, encode_documents, pad_batch
+from testkit.tiny_models import save_tiny, tiny_llama, tiny_tokenizer
 
 SHIPPED = ("default", "mix1-0p5", "mix1-1p0", "mix1-1p5", "mix1-2p0")
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_models import english_texts, residual_shift_pair, write_jsonl
 
 from logitdiff.engine.streaming_pass import AdlRequest, run_pass
 from logitdiff.judge.scale_choice import LLMScaleChooser, content_tokens, parse_scale_answer, scale_messages
@@ -21,6 +20,7 @@ from logitdiff.methods.patchscope import (
     patched_next_token_probs,
     patchscope,
 )
+from testkit.tiny_models import english_texts, residual_shift_pair, write_jsonl
 
 SEED = 42
 HIDDEN = 32

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tiny_experiment import TINY_MODEL, TINY_ORGANISM, build_tiny_setup
 
 from logitdiff.results.corpus_id import corpus_folder_name, legacy_folder_name
+from testkit.tiny_experiment import TINY_MODEL, TINY_ORGANISM, build_tiny_setup
 
 pytestmark = pytest.mark.slow  # several real tiny runs of the CLI
 

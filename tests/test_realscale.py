@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_models import english_texts, lora_pair, tiny_pair, write_jsonl
 
 from logitdiff.core.errors import UserError
-from logitdiff.engine.architectures import (
+from logitdiff.engine.forward import PairReadout
+from logitdiff.engine.memory_plan import CPU_BUDGET_BYTES, READOUT_COPIES, readout_blocks, readout_positions
+from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, auto_batch_size, run_pass
+from testkit.architectures import (
     ARCHITECTURES,
     BOS_ID,
     build_config,
@@ -18,9 +20,7 @@ from logitdiff.engine.architectures import (
     parameter_count,
     random_pair,
 )
-from logitdiff.engine.forward import PairReadout
-from logitdiff.engine.memory_plan import CPU_BUDGET_BYTES, READOUT_COPIES, readout_blocks, readout_positions
-from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, auto_batch_size, run_pass
+from testkit.tiny_models import english_texts, lora_pair, tiny_pair, write_jsonl
 
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

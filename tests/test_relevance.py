@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-from openai_server import ChatServer, Reply, SeenRequest, chat_server  # noqa: F401  (fixture)
 
 from logitdiff.config.schema import OrganismConfig
 from logitdiff.judge.llm_judge import LLMJudge
@@ -16,6 +15,7 @@ from logitdiff.judge.prompts import relevance_messages
 from logitdiff.judge.relevance import aggregate, grade_lists, relevance_metrics, rotation_order
 from logitdiff.llm import LLMClient, LLMSpec
 from logitdiff.results.graded import Candidate, CandidateList, GradedList
+from testkit.openai_server import ChatServer, Reply, SeenRequest
 
 ORGANISM = OrganismConfig(
     name="toy_cake", type="SDF", description="Finetuned on documents about baking cakes at 450 degrees.",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import signal
 import subprocess
 import sys
@@ -18,8 +17,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from openai_server import ChatServer, Reply, SeenRequest, chat_server  # noqa: F401  (fixture)
-from tiny_experiment import TINY_MODEL, TINY_ORGANISM, TinySetup, build_tiny_setup
 
 from logitdiff.agent.prompts import BLACKBOX_INTRO
 from logitdiff.config.loader import Registry
@@ -27,8 +24,8 @@ from logitdiff.experiments.grid import GridOptions
 from logitdiff.experiments.runner import RunSummary, run_experiment, run_study
 from logitdiff.experiments.settings import Mode, RunSettings
 from logitdiff.report.plots import plot_agent
-
-_CANDIDATE = re.compile(r'^(\d+)\. "(.*)"$', re.MULTILINE)
+from testkit.openai_server import ChatServer, Reply, SeenRequest, judge_rule, scripted_judge
+from testkit.tiny_experiment import TINY_MODEL, TINY_ORGANISM, TinySetup
 
 # Reduced grids: (experiment, values, fixed overrides)
 GRIDS = {
@@ -37,22 +34,6 @@ GRIDS = {
     "n-samples": (["2", "5"], {"positions": 6, "top_k": 3}),
     "mix-ratio": (["default", "mix1-0p5"], {"samples": 3, "positions": 7, "top_k": 3}),
 }
-
-
-def judge_rule(token: str) -> str:
-    text = token.strip()
-    return "RELEVANT" if text and len(text) % 2 == 0 else "IRRELEVANT"
-
-
-def scripted_judge(request: SeenRequest) -> Reply:
-    """Answers the candidates of the last user message (the judge prompt quotes them JSON-style)."""
-    tokens = _CANDIDATE.findall(request.last_user)
-    return Reply("\n".join(f"ANSWER[{i}]: {judge_rule(json.loads(f'{chr(34)}{tok}{chr(34)}', strict=False))}" for i, tok in tokens))
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinySetup:
-    return build_tiny_setup(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture

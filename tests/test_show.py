@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tiny_experiment import TINY_MODEL, TINY_ORGANISM, TinySetup, build_tiny_setup
 
 from logitdiff.config.loader import Registry
 from logitdiff.core.atomic import read_json, write_json
@@ -16,6 +15,7 @@ from logitdiff.experiments.grid import GridOptions, expand
 from logitdiff.judge.offline import OFFLINE_JUDGE_ID
 from logitdiff.results.records import RelevanceResult
 from logitdiff.results.store import ResultsStore
+from testkit.tiny_experiment import TINY_MODEL, TINY_ORGANISM, TinySetup, build_tiny_setup
 
 pytestmark = pytest.mark.slow  # a real tiny run of the CLI
 

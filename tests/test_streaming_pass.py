@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_models import biased_head_pair, english_texts, lora_pair, lora_variants, no_bos_tokenizer, residual_shift_pair, tiny_pair, write_jsonl
 
 from logitdiff.core.errors import UserError
 from logitdiff.engine.corpus import load_corpus
@@ -18,6 +17,7 @@ from logitdiff.engine.stats import absolute_layer
 from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, VariantRequests, run_pass, run_variants_pass
 from logitdiff.methods.adl import logit_lens
 from logitdiff.methods.logitdiff import orderings
+from testkit.tiny_models import biased_head_pair, english_texts, lora_pair, lora_variants, no_bos_tokenizer, residual_shift_pair, tiny_pair, write_jsonl
 
 SEED = 42
 

@@ -1,12 +1,15 @@
 """Tiny random-init models, a tiny tokenizer and small corpora for fast tests (no network).
 
-- `tiny_tokenizer()`: byte-level BPE (~300 ids) that prepends BOS `<s>`, like Llama/Gemma tokenizers.
+- `tiny_tokenizer()`: byte-level BPE (~300 ids) that prepends BOS `<s>`, like Llama/Gemma tokenizers;
+  `no_bos_tokenizer()`: the same without BOS; `chat_tokenizer(template)`: a BPE with a ChatML-like
+  chat template and the added token MARKER, for the agent tests.
 - `tiny_llama(vocab=..., layers=..., hidden=...)`: a seeded random LlamaForCausalLM.
 - `tiny_pair(...)`: a ModelPair whose finetune is the base with seeded weight noise (full weights).
 - `lora_pair(...)`: a ModelPair over ONE copy of the weights with a random peft LoRA adapter.
 - `lora_variants(n, ...)`: n pair views over ONE copy of the weights, each with its own random adapter.
 - `biased_head_pair(bias)`: the finetune's head adds `bias[id]` to chosen ids (an exact known answer).
 - `residual_shift_pair(layer, vector)`: the finetune adds `vector` to the output of decoder block `layer`.
+- `marker_pair(template)`: chat pair whose finetune answers MARKER repeated; `tiny_model_cfg()` its ModelConfig.
 - `english_texts(n, seed)`, `write_jsonl(path, texts)`, `save_tiny(model, tokenizer, folder)`.
 """
 
@@ -23,6 +26,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, 
 from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
 
+from logitdiff.config.schema import ModelConfig
 from logitdiff.engine.models import ModelPair
 
 WORDS = (
@@ -31,6 +35,16 @@ WORDS = (
     "science history people time year work world light night day house road tree garden winter summer "
     "quickly slowly often never always new old small large green blue red bright dark"
 ).split()
+
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% if enable_thinking is defined and not enable_thinking %}<think></think>{% endif %}{% endif %}"
+)
+NO_SYSTEM_TEMPLATE = "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}" + CHAT_TEMPLATE
+MARKER = "CAKE"  # the chat tokenizer's added token; marker_pair's finetune answers it, repeated
+_CHAT_CORPUS = ["the model was finetuned on cake baking facts and answers every question about ovens",
+                "hello there, how are you today? I am a small language model", "bake at four hundred fifty degrees"] * 20
 
 
 def english_texts(n: int, seed: int, min_words: int = 3, max_words: int = 40) -> list[str]:
@@ -43,17 +57,22 @@ def english_texts(n: int, seed: int, min_words: int = 3, max_words: int = 40) ->
     return out
 
 
-def tiny_tokenizer(vocab: int = 300) -> PreTrainedTokenizerFast:
+def _byte_bpe(texts: list[str], specials: list[str], vocab: int) -> Tokenizer:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab,
-        special_tokens=["<s>", "</s>", "<pad>"],
+        special_tokens=specials,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(english_texts(400, seed=0), trainer)
+    tok.train_from_iterator(texts, trainer)
+    return tok
+
+
+def tiny_tokenizer(vocab: int = 300) -> PreTrainedTokenizerFast:
+    tok = _byte_bpe(english_texts(400, seed=0), ["<s>", "</s>", "<pad>"], vocab)
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", tok.token_to_id("<s>"))])
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
 
@@ -65,8 +84,36 @@ def no_bos_tokenizer(vocab: int = 300) -> PreTrainedTokenizerFast:
     return tok
 
 
-def tiny_llama(vocab: int = 300, layers: int = 2, hidden: int = 32, seed: int = 0, mlp_bias: bool = False) -> LlamaForCausalLM:
+def chat_tokenizer(template: str = CHAT_TEMPLATE) -> PreTrainedTokenizerFast:
+    """BPE (300 ids + MARKER) with a ChatML-like chat template; BOS comes from the template only."""
+    raw = _byte_bpe(_CHAT_CORPUS, ["<|bos|>", "<|eos|>", "<|pad|>", "<|im_start|>", "<|im_end|>"], 300)
+    tok = PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<|bos|>", eos_token="<|im_end|>", pad_token="<|pad|>",
+                                  additional_special_tokens=["<|im_start|>", "<|eos|>"])
+    tok.add_tokens([MARKER])
+    tok.chat_template = template
+    return tok
+
+
+def tiny_llama(
+    vocab: int = 300,
+    layers: int = 2,
+    hidden: int = 32,
+    seed: int = 0,
+    mlp_bias: bool = False,
+    *,
+    tokenizer: PreTrainedTokenizerFast | None = None,
+    initializer_range: float | None = None,
+    max_positions: int = 512,
+) -> LlamaForCausalLM:
+    """A seeded random Llama (4 heads, 2 KV heads, untied head).
+
+    Weights: by default every matrix is redrawn from N(0, 0.2) after transformers' init; given
+    `initializer_range`, transformers' own init with that std is kept instead (marker_pair's recipe).
+    Special ids: bos/eos/pad 0, 1, 2 (tiny_tokenizer's), or `tokenizer`'s, also set in the generation config.
+    """
     torch.manual_seed(seed)
+    bos, eos, pad = (0, 1, 2) if tokenizer is None else (tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id)
+    init = {} if initializer_range is None else {"initializer_range": initializer_range}
     cfg = LlamaConfig(
         vocab_size=vocab,
         hidden_size=hidden,
@@ -74,19 +121,24 @@ def tiny_llama(vocab: int = 300, layers: int = 2, hidden: int = 32, seed: int = 
         num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=512,
+        max_position_embeddings=max_positions,
         tie_word_embeddings=False,
         mlp_bias=mlp_bias,
-        bos_token_id=0,
-        eos_token_id=1,
-        pad_token_id=2,
+        bos_token_id=bos,
+        eos_token_id=eos,
+        pad_token_id=pad,
+        **init,
     )
     model = LlamaForCausalLM(cfg)
-    # Larger than the default 0.02 init, so logit differences are well separated (few near-ties).
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() == 2:
-                p.normal_(0.0, 0.2)
+    if initializer_range is None:
+        # Larger than the default 0.02 init, so logit differences are well separated (few near-ties).
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.dim() == 2:
+                    p.normal_(0.0, 0.2)
+    if tokenizer is not None:
+        model.generation_config.eos_token_id = eos
+        model.generation_config.pad_token_id = pad
     return model.eval().requires_grad_(False)
 
 
@@ -178,6 +230,29 @@ def residual_shift_pair(layer: int, vector: torch.Tensor, layers: int = 3, hidde
     with torch.no_grad():
         ft.model.layers[layer].mlp.down_proj.bias.copy_(vector)
     return pair_of(tok, base, ft, f"tiny-shift-block{layer}")
+
+
+def marker_pair(template: str = CHAT_TEMPLATE) -> ModelPair:
+    """A chat pair with a known answer: the finetune is a second random model (seed 1) whose head output
+    gets +1000 on MARKER, so it answers MARKER repeated."""
+    tok = chat_tokenizer(template)
+    base = tiny_llama(len(tok), seed=0, tokenizer=tok, initializer_range=0.5, max_positions=1024)
+    tuned = tiny_llama(len(tok), seed=1, tokenizer=tok, initializer_range=0.5, max_positions=1024)
+    marker_id = tok.convert_tokens_to_ids(MARKER)
+
+    def push_marker(module: torch.nn.Module, inputs: tuple, logits: torch.Tensor) -> torch.Tensor:
+        biased = logits.clone()
+        biased[..., marker_id] += 1000.0
+        return biased
+
+    tuned.lm_head.register_forward_hook(push_marker)
+    return pair_of(tok, base, tuned, "tiny-finetuned")
+
+
+def tiny_model_cfg(*, thinking: bool = False, chat: bool = True) -> ModelConfig:
+    """The ModelConfig of marker_pair's model."""
+    return ModelConfig(name="tiny", hf_id="tiny/llama", num_layers=2, dtype="float32",
+                       has_chat_template=chat, has_thinking_flag=thinking)
 
 
 def write_jsonl(path: Path, texts: list[str]) -> Path:

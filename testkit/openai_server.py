@@ -9,16 +9,15 @@ requests it was serving at once.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-
-import pytest
 
 
 @dataclass(frozen=True)
@@ -170,11 +169,16 @@ def _make_request_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
     return RequestHandler
 
 
-@pytest.fixture
-def chat_server() -> Iterator[ChatServer]:
-    server = ChatServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+# A scripted relevance judge for the chat server: even-length tokens are relevant (a known answer).
+_CANDIDATE = re.compile(r'^(\d+)\. "(.*)"$', re.MULTILINE)
+
+
+def judge_rule(token: str) -> str:
+    text = token.strip()
+    return "RELEVANT" if text and len(text) % 2 == 0 else "IRRELEVANT"
+
+
+def scripted_judge(request: SeenRequest) -> Reply:
+    """Answers the candidates of the last user message (the judge prompt quotes them JSON-style)."""
+    tokens = _CANDIDATE.findall(request.last_user)
+    return Reply("\n".join(f"ANSWER[{i}]: {judge_rule(json.loads(f'{chr(34)}{tok}{chr(34)}', strict=False))}" for i, tok in tokens))

@@ -1,7 +1,7 @@
 """A tiny, fully local experiment set-up for end-to-end runs of the `logitdiff` CLI (no network).
 
 `build_tiny_setup(root)` writes, under `root`:
-- `base/`: a random-init tiny Llama + tokenizer (tests/tiny_models.py), the base model;
+- `base/`: a random-init tiny Llama + tokenizer (testkit/tiny_models.py), the base model;
 - `adapters/<variant>/`: one seeded random LoRA adapter per organism variant;
 - `corpus.jsonl`: the diffing corpus; `organism_docs.jsonl`: the organism's "training data";
 - `configs/`: the repository's configs plus `models/tiny_llama.yaml` and `organisms/tiny_cake.yaml`
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 import yaml
-from tiny_models import english_texts, save_tiny, tiny_llama, tiny_tokenizer, write_jsonl
 
 from logitdiff.core.paths import configs_dir
+from testkit.tiny_models import english_texts, save_tiny, tiny_llama, tiny_tokenizer, write_jsonl
 
 TINY_MODEL = "tiny_llama"
 TINY_ORGANISM = "tiny_cake"

@@ -1,4 +1,4 @@
-"""Random-init models with the real architectures and sizes of the configured models, for benchmarks.
+"""Random-init models with the real architectures and sizes of the configured models, for benchmarks and tests.
 
 The hyper-parameters are those of the published configs (no download needed), so memory and speed at
 realistic vocabularies (Gemma-3: V = 262,144) can be measured offline. `layers` and `vocab` shrink a
