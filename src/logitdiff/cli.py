@@ -15,7 +15,7 @@ from logitdiff.config.loader import Registry
 from logitdiff.errors import UserError
 from logitdiff.experiments.grid import GridOptions, array_units, expand
 from logitdiff.experiments.settings import Mode, RunSettings
-from logitdiff.llm.spec import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, LLMSpec
+from logitdiff.llm.spec import DEFAULT_AGENT_LLM, DEFAULT_GRADER_LLM, DEFAULT_JUDGE_LLM, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, parse_llm_id
 
 app = typer.Typer(
     help="Model-diffing experiments: LogitDiff TopK and ADL on a base vs finetuned model.",
@@ -55,7 +55,7 @@ ResultsDir = Annotated[Path, typer.Option("--results-dir", help="Raw results (re
 AdlReadoutOpt = Annotated[str, typer.Option("--adl-readout", help="ADL readout of δ: lens (logit lens, as in the paper), patchscope (auto-patchscope) or both.")]
 OutputDir = Annotated[Path, typer.Option("--output-dir", help="Plots and summaries: <output-dir>/<experiment>/<model>/<organism>/.")]
 CacheDir = Annotated[Optional[Path], typer.Option("--cache-dir", help="Cache of judge/agent/grader answers and frequent tokens; a rerun sends only unanswered requests (default: $LOGITDIFF_CACHE, else ~/.cache/logitdiff).")]
-_WORST = LLMSpec(id="x/y").worst_case_s()
+_WORST = parse_llm_id(DEFAULT_JUDGE_LLM).worst_case_s()
 LlmTimeout = Annotated[float, typer.Option(
     "--llm-timeout", min=0.001, help=f"Seconds one judge/agent/grader request may take before it is retried (default {DEFAULT_TIMEOUT_S:g}). "
     f"Worst case for a server that never answers: (retries + 1) x timeout + backoff ({_WORST:.0f} s = {_WORST / 60:.1f} min at the defaults); "
@@ -103,9 +103,9 @@ def _experiment_command(cli_name: str) -> Callable[..., None]:
         adl_readout: AdlReadoutOpt = "lens",
         results_dir: ResultsDir = Path("results"),
         output_dir: OutputDir = Path("outputs"),
-        judge: Annotated[Optional[str], typer.Option("--judge", help="'offline' or an LLM id like openrouter/openai/gpt-5-mini (default: that one if a key is set, else offline).")] = None,
-        agent_llm: Annotated[str, typer.Option("--agent-llm", help="Interpretability agent LLM id (mode full).")] = "openrouter/openai/gpt-5",
-        grader_llm: Annotated[str, typer.Option("--grader-llm", help="Hypothesis grader LLM id (mode full).")] = "openrouter/openai/gpt-5-mini",
+        judge: Annotated[Optional[str], typer.Option("--judge", help=f"'offline' or an LLM id like {DEFAULT_JUDGE_LLM} (default: that one if a key is set, else offline).")] = None,
+        agent_llm: Annotated[str, typer.Option("--agent-llm", help="Interpretability agent LLM id (mode full).")] = DEFAULT_AGENT_LLM,
+        grader_llm: Annotated[str, typer.Option("--grader-llm", help="Hypothesis grader LLM id (mode full).")] = DEFAULT_GRADER_LLM,
         agent_budget: Annotated[int, typer.Option("--agent-budget", min=0, help="Model interactions the agent may spend.")] = 5,
         agent_runs: Annotated[int, typer.Option("--agent-runs", min=1)] = 2,
         grader_runs: Annotated[int, typer.Option("--grader-runs", min=1)] = 2,
@@ -177,9 +177,9 @@ def study(
     adl_readout: AdlReadoutOpt = "lens",
     results_dir: ResultsDir = Path("results"),
     output_dir: OutputDir = Path("outputs"),
-    judge: Annotated[Optional[str], typer.Option("--judge", help="'offline' or an LLM id (default: openrouter/openai/gpt-5-mini if a key is set, else offline).")] = None,
-    agent_llm: Annotated[str, typer.Option("--agent-llm", help="Interpretability agent LLM id (mode full).")] = "openrouter/openai/gpt-5",
-    grader_llm: Annotated[str, typer.Option("--grader-llm", help="Hypothesis grader LLM id (mode full).")] = "openrouter/openai/gpt-5-mini",
+    judge: Annotated[Optional[str], typer.Option("--judge", help=f"'offline' or an LLM id (default: {DEFAULT_JUDGE_LLM} if a key is set, else offline).")] = None,
+    agent_llm: Annotated[str, typer.Option("--agent-llm", help="Interpretability agent LLM id (mode full).")] = DEFAULT_AGENT_LLM,
+    grader_llm: Annotated[str, typer.Option("--grader-llm", help="Hypothesis grader LLM id (mode full).")] = DEFAULT_GRADER_LLM,
     agent_budget: Annotated[int, typer.Option("--agent-budget", min=0)] = 5,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 … (default: cuda if present).")] = None,
     dtype: Annotated[Optional[str], typer.Option("--dtype", help="auto, float32, bfloat16, float16.")] = None,

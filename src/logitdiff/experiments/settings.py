@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from logitdiff.cache_dir import cache_root
 from logitdiff.experiments.grid import ArrayUnit, GridOptions
-from logitdiff.llm.spec import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
+from logitdiff.llm.spec import DEFAULT_AGENT_LLM, DEFAULT_GRADER_LLM, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 
 
 class Mode(str, Enum):
@@ -29,8 +29,8 @@ class RunSettings(BaseModel):
     results_dir: Path = Path("results")
     output_dir: Path = Path("outputs")
     judge: str | None = None
-    agent_llm: str = "openrouter/openai/gpt-5"
-    grader_llm: str = "openrouter/openai/gpt-5-mini"
+    agent_llm: str = DEFAULT_AGENT_LLM
+    grader_llm: str = DEFAULT_GRADER_LLM
     agent_budget: int = Field(default=5, ge=0)
     agent_runs: int = Field(default=2, ge=1)
     grader_runs: int = Field(default=2, ge=1)
