@@ -19,6 +19,8 @@ class Mode(str, Enum):
 
 
 class RunSettings(BaseModel):
+    """The defaults here are the command line's defaults too (the CLI reads them from this class)."""
+
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     experiment: str
