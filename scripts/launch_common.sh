@@ -4,16 +4,13 @@
 #   PARTITION (compute)  TIME (24:00:00)  GPUS (1; 0 = no GPU request at all)  CPUS (8)  MEM (64G)
 #   PLOT_TIME (01:00:00)  PLOT_MEM (16G)   resources of plotting-only jobs (1 CPU, never a GPU)
 #   EXTRA_SBATCH_FLAGS   more sbatch flags, whitespace-separated, added to every job
-#   EXPERIMENTS          experiments to launch (default: mix-ratio topk-depth token-positions n-samples)
-#   MIX_RATIO_ARGS TOPK_DEPTH_ARGS TOKEN_POSITIONS_ARGS N_SAMPLES_ARGS
-#                        logitdiff arguments for one experiment only (e.g. TOPK_DEPTH_ARGS="--values 5,10")
+#   EXPERIMENTS          experiments to launch (default: all that `logitdiff grid --list` lists)
+#   <EXPERIMENT>_ARGS    logitdiff arguments for one experiment only, e.g. MIX_RATIO_ARGS, or
+#                        TOPK_DEPTH_ARGS="--values 5,10"
 #   LOG_DIR (logs)       where job logs go
 #   LOGITDIFF            the logitdiff command (default: the one on PATH)
 #   DRY_RUN=1            print the sbatch commands instead of submitting (sbatch not needed)
 
-ALL_EXPERIMENTS="mix-ratio topk-depth token-positions n-samples"
-# logitdiff options that change the grid; they are also given to `logitdiff grid`.
-GRID_OPTIONS=" --organism-variant --seeds --values --samples --positions --top-k --corpus --array-unit "
 SUBMITTED_IDS=()
 
 die() {
@@ -49,6 +46,7 @@ check_tools() {
   if [ "${DRY_RUN:-0}" != 1 ]; then
     command -v sbatch >/dev/null || die "'sbatch' not found: run this on a SLURM login node (or DRY_RUN=1 to only print the commands)"
   fi
+  read_experiments
   for exp in $(experiments); do
     [[ " $ALL_EXPERIMENTS " == *" $exp "* ]] || die "EXPERIMENTS: unknown experiment '$exp' (known: $ALL_EXPERIMENTS)"
   done
@@ -66,21 +64,31 @@ experiment_args() {
   echo "${!var:-}"
 }
 
-# The flag an experiment sweeps: given globally it is left out for that experiment.
-swept_flag() {
-  case "$1" in
-    mix-ratio) echo --organism-variant ;;
-    topk-depth) echo --top-k ;;
-    token-positions) echo --positions ;;
-    n-samples) echo --samples ;;
-  esac
+# What logitdiff knows (configs/experiments), read once so the launchers name no experiment or option:
+#   ALL_EXPERIMENTS  the experiments, space-separated
+#   SWEPT_FLAG       experiment -> the option it sweeps; given globally it is left out for that experiment
+#   GRID_OPTIONS     " --opt ... ": options that change the grid; they are also given to `logitdiff grid`
+# On failure logitdiff has printed its one-line error.
+read_experiments() {
+  local listing options exp flag opt
+  listing=$("$LOGITDIFF_BIN" grid --list) || exit 2
+  options=$("$LOGITDIFF_BIN" grid --list-options) || exit 2
+  ALL_EXPERIMENTS="" GRID_OPTIONS=" "
+  declare -gA SWEPT_FLAG=()
+  while IFS=$'\t' read -r exp flag; do
+    ALL_EXPERIMENTS+="${ALL_EXPERIMENTS:+ }$exp"
+    SWEPT_FLAG[$exp]=$flag
+  done <<<"$listing"
+  while read -r opt; do
+    GRID_OPTIONS+="$opt "
+  done <<<"$options"
 }
 
 # Set RUN_ARGS (for `logitdiff EXPERIMENT`) and GRID_ARGS (for `logitdiff grid`) of experiment "$1"
 # from EXTRA_ARGS followed by its own *_ARGS variable; "$2" = quiet skips the notes.
 experiment_arguments() {
   local exp=$1 quiet=${2:-} swept own args=() opt
-  swept=$(swept_flag "$exp")
+  swept=${SWEPT_FLAG[$exp]}
   read -r -a own <<<"$(experiment_args "$exp")"
   RUN_ARGS=() GRID_ARGS=()
   set -- "${EXTRA_ARGS[@]}"

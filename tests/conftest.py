@@ -1,5 +1,5 @@
 """Fixtures shared by several test modules. The helpers behind them live in their own modules
-(openai_server.py, slurm_cluster.py, tiny_experiment.py) and are imported by name where needed."""
+(testkit/, slurm_cluster.py) and are imported by name where needed."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from slurm_cluster import SlurmCluster, ensure_slurm_installed, running_cluster
 from testkit.openai_server import ChatServer
 
 if TYPE_CHECKING:
-    from tiny_experiment import TinySetup
+    from testkit.tiny_experiment import TinySetup
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmClu
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinySetup:
-    """The tiny local experiment set-up (tiny_experiment.py), built once per test module."""
-    from tiny_experiment import build_tiny_setup  # torch/transformers: only for the modules that use it
+    """The tiny local experiment set-up (testkit/tiny_experiment.py), built once per test module."""
+    from testkit.tiny_experiment import build_tiny_setup  # torch/transformers: only for the modules that use it
 
     return build_tiny_setup(tmp_path_factory.mktemp("tiny"))

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from extra_experiment import EXTRA, configs_with_extra_experiment
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -137,3 +138,43 @@ def test_check_validates_everything_and_runs_nothing(tmp_path) -> None:  # type:
 
 def test_grid_refuses_k_above_the_vocabulary() -> None:
     assert "exceeds the vocabulary" in _one_line_error(run("grid", "topk-depth", "--model", "smollm2_135M", "--values", "5,50000", "--count"))
+
+
+LISTED = "mix-ratio\t--organism-variant\ntopk-depth\t--top-k\ntoken-positions\t--positions\nn-samples\t--samples\n"
+
+
+def test_grid_list_prints_each_configured_experiment_and_the_option_it_sweeps() -> None:
+    res = run("grid", "--list")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == LISTED
+
+
+def test_grid_list_options_are_the_options_that_change_the_grid() -> None:
+    res = run("grid", "--list-options")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["--model", "--organism", "--organism-variant", "--seeds", "--values", "--samples",
+                                  "--positions", "--top-k", "--corpus", "--adl-readout", "--array-unit"]
+
+
+def test_grid_needs_an_experiment_unless_listing() -> None:
+    line = _one_line_error(run("grid"))  # as typer words a missing argument (the program is "-c" here)
+    assert line.startswith("error: Missing argument 'experiment'. (see ") and line.endswith(" grid --help)")
+
+
+def test_a_fifth_experiment_yaml_is_a_new_command(tmp_path: Path) -> None:
+    env = {"LOGITDIFF_CONFIGS": str(configs_with_extra_experiment(tmp_path))}
+    listed = run("grid", "--list", env=env).stdout
+    assert listed == LISTED.replace("--top-k\n", f"--top-k\n{EXTRA}\t--top-k\n")
+    assert run(EXTRA, "--check", env=env).stdout.strip() == f"ok: {EXTRA}, 3 cells"
+    assert run("grid", EXTRA, "--count", env=env).stdout.strip() == "3"
+    assert "--top-k cannot be set for topk-shallow" in _one_line_error(run(EXTRA, "--top-k", "4", env=env))
+    assert f"{EXTRA} 3 cells" in run("study", "--seeds", "7", "--check", env=env).stdout
+    assert f" {EXTRA} " in run("--help", env={**env, "COLUMNS": "200"}).stdout
+
+
+def test_broken_configs_are_one_line_errors(tmp_path: Path) -> None:
+    configs = configs_with_extra_experiment(tmp_path)
+    (configs / "experiments" / "topk_shallow.yaml").write_text("name: [")
+    env = {"LOGITDIFF_CONFIGS": str(configs)}
+    for args in (["--help"], ["grid", "--list"], ["topk-depth", "--check"]):
+        assert "topk_shallow.yaml: not valid YAML" in _one_line_error(run(*args, env=env))

@@ -1,10 +1,14 @@
 """Grid expansion, ordering, overrides and SLURM array-id mapping."""
 
+from dataclasses import fields
+from typing import get_args
+
 import pytest
 
 from logitdiff.config.loader import Registry
+from logitdiff.config.schema import SweptParameter
 from logitdiff.core.errors import UserError
-from logitdiff.experiments.grid import GridOptions, array_units, expand, pass_groups, plan_cells, task_for_id
+from logitdiff.experiments.grid import SWEPT_FLAG, GridOptions, array_units, expand, pass_groups, plan_cells, task_for_id
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +50,13 @@ def test_overrides(reg: Registry) -> None:
 )
 def test_swept_parameter_cannot_be_overridden(reg: Registry, experiment: str, field: str) -> None:
     opts = GridOptions(**{field: "default" if field == "variant" else 7})
-    with pytest.raises(UserError, match="--values"):
+    with pytest.raises(UserError, match=f"^{SWEPT_FLAG[field]} cannot be set for {experiment}: it sweeps {field}; use --values"):
         expand(reg, reg.experiment(experiment), opts)
+
+
+def test_every_sweepable_parameter_has_its_option_and_grid_field() -> None:
+    assert list(SWEPT_FLAG) == list(get_args(SweptParameter))  # the schema's order is the listing order
+    assert set(SWEPT_FLAG) <= {f.name for f in fields(GridOptions)}
 
 
 def test_bad_values_and_unknown_variant(reg: Registry) -> None:

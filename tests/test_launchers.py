@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from extra_experiment import EXTRA, configs_with_extra_experiment
 from slurm_cluster import SlurmCluster
 
 from logitdiff.config.loader import Registry
@@ -22,8 +23,17 @@ from testkit.tiny_experiment import TINY_MODEL, TINY_ORGANISM, TinySetup, build_
 REPO = Path(__file__).resolve().parents[1]
 ARRAY = REPO / "launch_array_experiments.sh"
 ALL = REPO / "launch_all_experiments.sh"
-EXPERIMENTS = ("mix-ratio", "topk-depth", "token-positions", "n-samples")
 VENV_BIN = str(Path(sys.executable).parent)
+
+
+def configured_experiments(env: dict[str, str] | None = None) -> dict[str, str]:
+    """`logitdiff grid --list`: experiment -> the option it sweeps, in the order the launchers submit."""
+    done = subprocess.run([f"{VENV_BIN}/logitdiff", "grid", "--list"], capture_output=True, text=True, check=True, env=env)
+    return dict(line.split("\t") for line in done.stdout.splitlines())
+
+
+SWEPT_FLAG = configured_experiments()
+EXPERIMENTS = tuple(SWEPT_FLAG)
 
 # Reduced grids for the tiny model: one seed, two values each. The n-samples value 1000 asks for more
 # texts than the 24-text corpus has, so that cell fails for real (corpus too small).
@@ -35,7 +45,6 @@ PER_EXPERIMENT_ARGS = {
     "N_SAMPLES_ARGS": "--values 4,1000",
 }
 VALUES = {"mix-ratio": "default,mix1-0p5", "topk-depth": "5,10", "token-positions": "6,8", "n-samples": "4,1000"}
-SWEPT_FLAG = {"mix-ratio": "--organism-variant", "topk-depth": "--top-k", "token-positions": "--positions", "n-samples": "--samples"}
 TOO_BIG_SAMPLES = 1000
 
 
@@ -112,6 +121,25 @@ def test_swept_option_is_left_out_for_the_experiment_that_sweeps_it() -> None:
     assert "--samples 50" not in lines["n-samples"] and "--top-k 20" in lines["n-samples"]
     assert "--top-k 20" not in lines["topk-depth"] and "--samples 50" in lines["topk-depth"]
     assert "note: n-samples sweeps samples" in done.stderr
+
+
+def test_experiments_and_swept_options_come_from_logitdiff(tmp_path: Path) -> None:
+    """A fifth experiment YAML is launched too, without its swept option; an unknown one lists the known."""
+    env = dry_env(LOGITDIFF_CONFIGS=str(configs_with_extra_experiment(tmp_path)))
+    done = launch(ALL, ["gemma3_1B", "cake_bake", "diffing", "--top-k", "20", "--seeds", "7"], env, REPO)
+    assert done.returncode == 0, done.stderr
+    lines = dict(zip(configured_experiments(env), sbatch_lines(done.stdout), strict=True))
+    assert f" {EXTRA} --model gemma3_1B --organism cake_bake --mode diffing --seeds 7'" in lines[EXTRA]
+    assert f"note: {EXTRA} sweeps top-k; --top-k is not passed to it" in done.stderr
+    unknown = launch(ALL, ["gemma3_1B", "cake_bake"], dry_env(EXPERIMENTS="topk-depth nope"), REPO)
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == f"error: EXPERIMENTS: unknown experiment 'nope' (known: {' '.join(EXPERIMENTS)})"
+
+
+def test_adl_readout_sizes_the_array() -> None:
+    done = launch(ARRAY, ["gemma3_1B", "cake_bake", "diffing", "--adl-readout", "both"], dry_env(EXPERIMENTS="mix-ratio"), REPO)
+    assert done.returncode == 0, done.stderr
+    assert "--array=0-74 " in sbatch_lines(done.stdout)[0]  # 5 seeds x 5 variants x (LogitDiff + 2 ADL readouts)
 
 
 def test_plotting_mode_submits_only_gpu_free_plotting_jobs() -> None:
@@ -215,9 +243,8 @@ def job_log(job: dict[str, str]) -> str:
 
 def experiment_cells(setup: TinySetup, experiment: str) -> list:  # type: ignore[type-arg]
     reg = Registry.load(setup.configs)
-    swept = SWEPT_FLAG[experiment]
     opts = {"samples": 4, "positions": 6, "top_k": 5}
-    opts.pop({"--top-k": "top_k", "--positions": "positions", "--samples": "samples"}.get(swept, ""), None)
+    opts.pop(reg.experiment(experiment).swept, None)
     grid = GridOptions(model=TINY_MODEL, organism=TINY_ORGANISM, seeds=[42], values=VALUES[experiment].split(","), **opts)  # type: ignore[arg-type]
     return expand(reg, reg.experiment(experiment), grid)
 

@@ -1,22 +1,30 @@
-"""`logitdiff` command line: parse and validate options, then hand over. No experiment logic here."""
+"""`logitdiff` command line: parse and validate options, then hand over. No experiment logic here.
+
+There is one command per file of configs/experiments (its `cli_name`), made when `main` runs: adding
+an experiment is adding a YAML file. Every option is declared once below; run options take their
+defaults from RunSettings.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional, get_args
 
 import typer
+from typer.core import TyperOption
 from typer.exceptions import TyperException
 
 from logitdiff.config.loader import Registry
+from logitdiff.config.schema import ExperimentConfig, SweptParameter
 from logitdiff.core.cache_dir import default_cache_dir
 from logitdiff.core.errors import UserError
-from logitdiff.experiments.grid import GridOptions, array_units, expand
+from logitdiff.experiments.grid import SWEPT_FLAG, GridOptions, array_units, expand
 from logitdiff.experiments.settings import Mode, RunSettings
-from logitdiff.llm.spec import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, LLMSpec
+from logitdiff.llm.spec import DEFAULT_JUDGE_LLM, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, parse_llm_id
 
 app = typer.Typer(
     help="Model-diffing experiments: LogitDiff TopK and ADL on a base vs finetuned model.",
@@ -25,7 +33,23 @@ app = typer.Typer(
     add_completion=False,
 )
 
-EXPERIMENT_COMMANDS = ("mix-ratio", "topk-depth", "token-positions", "n-samples")
+
+@cache
+def _registry() -> Registry:
+    """configs/ is read once per process: for the list of commands and by the command that runs."""
+    return Registry.load()
+
+
+def _experiments(reg: Registry) -> list[ExperimentConfig]:
+    """The configured experiments in the schema's order of the parameter they sweep, then by name:
+    the order that help, `study` and the launchers have always used (mix-ratio first)."""
+    order: tuple[SweptParameter, ...] = get_args(SweptParameter)
+    return sorted(reg.experiments.values(), key=lambda e: (order.index(e.swept), e.name))
+
+
+def _run_default(field: str) -> Any:
+    """RunSettings holds the run options' defaults; the CLI shows and passes the same values."""
+    return RunSettings.model_fields[field].default
 
 
 def _int_list(text: str | None, flag: str) -> list[int] | None:
@@ -41,22 +65,42 @@ def _str_list(text: str | None) -> list[str] | None:
     return None if text is None else [x.strip() for x in text.split(",") if x.strip()]
 
 
-# Options shared by the experiment commands and by `grid` / `status`.
+ExperimentArg = Annotated[str, typer.Argument(help="An experiment's command name (`logitdiff grid --list` lists them).")]
+
+# Grid options: what GridOptions holds (see _grid_options).
 Model = Annotated[Optional[str], typer.Option("--model", help="Model name from configs/models (default: the experiment's).")]
 Organism = Annotated[Optional[str], typer.Option("--organism", help="Organism name from configs/organisms.")]
-Variant = Annotated[Optional[str], typer.Option("--organism-variant", help="Organism variant (not for mix-ratio, which sweeps it).")]
+Variant = Annotated[Optional[str], typer.Option("--organism-variant", help="Organism variant (not for the experiments that sweep it).")]
 Seeds = Annotated[Optional[str], typer.Option("--seeds", help="Comma-separated seeds, e.g. 42,1042 (default: the grid's five).")]
 Values = Annotated[Optional[str], typer.Option("--values", help="Comma-separated values of the swept parameter.")]
 Samples = Annotated[Optional[int], typer.Option("--samples", min=1, help="S: texts per cell (refused where S is swept).")]
 Positions = Annotated[Optional[int], typer.Option("--positions", min=1, help="T: positions per text (refused where T is swept).")]
 TopK = Annotated[Optional[int], typer.Option("--top-k", min=1, help="K: top-K depth (refused where K is swept).")]
 Corpus = Annotated[Optional[str], typer.Option("--corpus", help="Diffing corpus: HF dataset id or local .jsonl[.gz]/.parquet/.txt.")]
+AdlReadoutOpt = Annotated[str, typer.Option("--adl-readout", help="ADL readout of δ: lens (logit lens, as in the paper), patchscope (auto-patchscope) or both.")]
+_ADL_READOUT = GridOptions.adl_readout
+
+# Run options: the fields of RunSettings (a command's parameter is named like its field).
+ModeOpt = Annotated[Mode, typer.Option("--mode", help="full: + agent; diffing: no agent; plotting: plots from stored results only.")]
+ArrayJob = Annotated[bool, typer.Option("--array-job", help="Run the unit selected by SLURM_ARRAY_TASK_ID (ids past the last unit: plotting).")]
 ArrayUnitOpt = Annotated[str, typer.Option("--array-unit", help="What one array task runs: 'cell' or 'pass' (all cells of one model pass).")]
 ResultsDir = Annotated[Path, typer.Option("--results-dir", help="Raw results (reused across experiments).")]
-AdlReadoutOpt = Annotated[str, typer.Option("--adl-readout", help="ADL readout of δ: lens (logit lens, as in the paper), patchscope (auto-patchscope) or both.")]
 OutputDir = Annotated[Path, typer.Option("--output-dir", help="Plots and summaries: <output-dir>/<experiment>/<model>/<organism>/.")]
+Judge = Annotated[Optional[str], typer.Option("--judge", help=f"'offline' or an LLM id like {DEFAULT_JUDGE_LLM} (default: that one if a key is set, else offline).")]
+AgentLlm = Annotated[str, typer.Option("--agent-llm", help="Interpretability agent LLM id (mode full).")]
+GraderLlm = Annotated[str, typer.Option("--grader-llm", help="Hypothesis grader LLM id (mode full).")]
+AgentBudget = Annotated[int, typer.Option("--agent-budget", min=0, help="Model interactions the agent may spend.")]
+AgentRuns = Annotated[int, typer.Option("--agent-runs", min=1)]
+GraderRuns = Annotated[int, typer.Option("--grader-runs", min=1)]
+AgentMaxNewTokens = Annotated[int, typer.Option("--agent-max-new-tokens", min=1)]
+Device = Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 … (default: cuda if present).")]
+Dtype = Annotated[Optional[str], typer.Option("--dtype", help="auto, float32, bfloat16, float16.")]
+DeviceMap = Annotated[Optional[str], typer.Option("--device-map", help="accelerate device map (e.g. auto) for models that do not fit one GPU.")]
+BatchSize = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Texts per forward batch (default: chosen from free memory).")]
+DropBos = Annotated[bool, typer.Option("--drop-bos", help="Do not count the BOS position.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Recompute cells that are already stored.")]
 CacheDir = Annotated[Optional[Path], typer.Option("--cache-dir", help="Cache of judge/agent/grader answers and frequent tokens; a rerun sends only unanswered requests (default: $LOGITDIFF_CACHE, else ~/.cache/logitdiff).")]
-_WORST = LLMSpec(id="x/y").worst_case_s()
+_WORST = parse_llm_id(DEFAULT_JUDGE_LLM).worst_case_s()
 LlmTimeout = Annotated[float, typer.Option(
     "--llm-timeout", min=0.001, help=f"Seconds one judge/agent/grader request may take before it is retried (default {DEFAULT_TIMEOUT_S:g}). "
     f"Worst case for a server that never answers: (retries + 1) x timeout + backoff ({_WORST:.0f} s = {_WORST / 60:.1f} min at the defaults); "
@@ -64,9 +108,13 @@ LlmTimeout = Annotated[float, typer.Option(
 LlmRetries = Annotated[int, typer.Option(
     "--llm-retries", min=0, help=f"Retries of a request after a 429, 5xx, malformed reply, reset or timeout (default {DEFAULT_RETRIES}); "
     "backoff 1, 2, 4 … s with jitter, longer if the server sends Retry-After (at most 60 s).")]
+Check = Annotated[bool, typer.Option("--check", help="Validate every option (models, organism, variants, values, K within the vocabulary, LLM ids, corpus file), print the cell count of each experiment and exit.")]
 
 
-def _grid_options(model, organism, variant, seeds, values, samples, positions, top_k, corpus, adl_readout="lens") -> GridOptions:  # type: ignore[no-untyped-def]
+def _grid_options(
+    model: str | None, organism: str | None, variant: str | None, seeds: str | None, values: str | None,
+    samples: int | None, positions: int | None, top_k: int | None, corpus: str | None, adl_readout: str = _ADL_READOUT,
+) -> GridOptions:
     return GridOptions(
         model=model,
         organism=organism,
@@ -81,6 +129,14 @@ def _grid_options(model, organism, variant, seeds, values, samples, positions, t
     )
 
 
+def _run_options(params: dict[str, Any]) -> dict[str, Any]:
+    """A command's run options, given its parameters (`locals()`): those named like a RunSettings field,
+    so the command's option list and RunSettings cannot drift apart."""
+    run = {k: v for k, v in params.items() if k in RunSettings.model_fields and k not in ("experiment", "grid")}
+    run["cache_dir"] = run["cache_dir"] or default_cache_dir()  # resolved here, once; passed down from RunSettings
+    return run
+
+
 def _check_unit(unit: str) -> str:
     if unit not in ("cell", "pass"):
         raise UserError(f"--array-unit must be 'cell' or 'pass', got {unit!r}")
@@ -92,69 +148,48 @@ def _experiment_command(cli_name: str) -> Callable[..., None]:
         model: Model = None,
         organism: Organism = None,
         organism_variant: Variant = None,
-        mode: Annotated[Mode, typer.Option("--mode", help="full: + agent; diffing: no agent; plotting: plots from stored results only.")] = Mode.full,
-        array_job: Annotated[bool, typer.Option("--array-job", help="Run the unit selected by SLURM_ARRAY_TASK_ID (ids past the last unit: plotting).")] = False,
-        array_unit: ArrayUnitOpt = "cell",
+        mode: ModeOpt = _run_default("mode"),
+        array_job: ArrayJob = _run_default("array_job"),
+        array_unit: ArrayUnitOpt = _run_default("array_unit"),
         seeds: Seeds = None,
         values: Values = None,
         samples: Samples = None,
         positions: Positions = None,
         top_k: TopK = None,
         corpus: Corpus = None,
-        adl_readout: AdlReadoutOpt = "lens",
-        results_dir: ResultsDir = Path("results"),
-        output_dir: OutputDir = Path("outputs"),
-        judge: Annotated[Optional[str], typer.Option("--judge", help="'offline' or an LLM id like openrouter/openai/gpt-5-mini (default: that one if a key is set, else offline).")] = None,
-        agent_llm: Annotated[str, typer.Option("--agent-llm", help="Interpretability agent LLM id (mode full).")] = "openrouter/openai/gpt-5",
-        grader_llm: Annotated[str, typer.Option("--grader-llm", help="Hypothesis grader LLM id (mode full).")] = "openrouter/openai/gpt-5-mini",
-        agent_budget: Annotated[int, typer.Option("--agent-budget", min=0, help="Model interactions the agent may spend.")] = 5,
-        agent_runs: Annotated[int, typer.Option("--agent-runs", min=1)] = 2,
-        grader_runs: Annotated[int, typer.Option("--grader-runs", min=1)] = 2,
-        agent_max_new_tokens: Annotated[int, typer.Option("--agent-max-new-tokens", min=1)] = 1024,
-        device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 … (default: cuda if present).")] = None,
-        dtype: Annotated[Optional[str], typer.Option("--dtype", help="auto, float32, bfloat16, float16.")] = None,
-        device_map: Annotated[Optional[str], typer.Option("--device-map", help="accelerate device map (e.g. auto) for models that do not fit one GPU.")] = None,
-        batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Texts per forward batch (default: chosen from free memory).")] = None,
-        drop_bos: Annotated[bool, typer.Option("--drop-bos", help="Do not count the BOS position.")] = False,
-        overwrite: Annotated[bool, typer.Option("--overwrite", help="Recompute cells that are already stored.")] = False,
+        adl_readout: AdlReadoutOpt = _ADL_READOUT,
+        results_dir: ResultsDir = _run_default("results_dir"),
+        output_dir: OutputDir = _run_default("output_dir"),
+        judge: Judge = _run_default("judge"),
+        agent_llm: AgentLlm = _run_default("agent_llm"),
+        grader_llm: GraderLlm = _run_default("grader_llm"),
+        agent_budget: AgentBudget = _run_default("agent_budget"),
+        agent_runs: AgentRuns = _run_default("agent_runs"),
+        grader_runs: GraderRuns = _run_default("grader_runs"),
+        agent_max_new_tokens: AgentMaxNewTokens = _run_default("agent_max_new_tokens"),
+        device: Device = _run_default("device"),
+        dtype: Dtype = _run_default("dtype"),
+        device_map: DeviceMap = _run_default("device_map"),
+        batch_size: BatchSize = _run_default("batch_size"),
+        drop_bos: DropBos = _run_default("drop_bos"),
+        overwrite: Overwrite = _run_default("overwrite"),
         cache_dir: CacheDir = None,
-        llm_timeout: LlmTimeout = DEFAULT_TIMEOUT_S,
-        llm_retries: LlmRetries = DEFAULT_RETRIES,
-        check: Annotated[bool, typer.Option("--check", help="Validate every option (models, organism, variants, values, K within the vocabulary, LLM ids, corpus file), print the cell count and exit.")] = False,
+        llm_timeout_s: LlmTimeout = _run_default("llm_timeout_s"),
+        llm_retries: LlmRetries = _run_default("llm_retries"),
+        check: Check = False,
     ) -> None:
-        settings = RunSettings(
-            experiment=cli_name,
-            grid=_grid_options(model, organism, organism_variant, seeds, values, samples, positions, top_k, corpus, adl_readout),
-            mode=mode,
-            array_job=array_job,
-            array_unit=_check_unit(array_unit),  # type: ignore[arg-type]
-            results_dir=results_dir,
-            output_dir=output_dir,
-            judge=judge,
-            agent_llm=agent_llm,
-            grader_llm=grader_llm,
-            agent_budget=agent_budget,
-            agent_runs=agent_runs,
-            grader_runs=grader_runs,
-            agent_max_new_tokens=agent_max_new_tokens,
-            device=device,
-            dtype=dtype,
-            device_map=device_map,
-            batch_size=batch_size,
-            drop_bos=drop_bos,
-            overwrite=overwrite,
-            cache_dir=cache_dir or default_cache_dir(),
-            llm_timeout_s=llm_timeout,
-            llm_retries=llm_retries,
-        )
+        run = _run_options(locals())
+        grid = _grid_options(model, organism, organism_variant, seeds, values, samples, positions, top_k, corpus, adl_readout)
+        _check_unit(array_unit)
+        settings = RunSettings(experiment=cli_name, grid=grid, **run)
         if check:
             from logitdiff.experiments.validate import validated_cells
 
-            typer.echo(f"ok: {cli_name}, {len(validated_cells(Registry.load(), settings))} cells")
+            typer.echo(f"ok: {cli_name}, {len(validated_cells(_registry(), settings))} cells")
             return
         from logitdiff.experiments.runner import run_experiment
 
-        summary = run_experiment(Registry.load(), settings)
+        summary = run_experiment(_registry(), settings)
         if summary.failed:
             raise typer.Exit(1)  # failures are listed in the summary; the stored cells stay usable
 
@@ -162,63 +197,47 @@ def _experiment_command(cli_name: str) -> Callable[..., None]:
     return command
 
 
-for _name in EXPERIMENT_COMMANDS:
-    app.command(name=_name)(_experiment_command(_name))
-
-
-@app.command()
 def study(
     model: Model = None,
     organism: Organism = None,
-    organism_variant: Annotated[Optional[str], typer.Option("--organism-variant", help="Variant of the experiments that do not sweep it.")] = None,
-    mode: Annotated[Mode, typer.Option("--mode", help="full: + agent; diffing: no agent; plotting: plots from stored results only.")] = Mode.full,
+    organism_variant: Variant = None,
+    mode: ModeOpt = _run_default("mode"),
     seeds: Seeds = None,
-    experiments: Annotated[str, typer.Option("--experiments", help="Comma-separated experiments to run together.")] = ",".join(EXPERIMENT_COMMANDS),
+    experiments: Annotated[Optional[str], typer.Option(
+        "--experiments", help="Comma-separated experiments to run together (`logitdiff grid --list` lists them).", show_default="all")] = None,
     corpus: Corpus = None,
-    adl_readout: AdlReadoutOpt = "lens",
-    results_dir: ResultsDir = Path("results"),
-    output_dir: OutputDir = Path("outputs"),
-    judge: Annotated[Optional[str], typer.Option("--judge", help="'offline' or an LLM id (default: openrouter/openai/gpt-5-mini if a key is set, else offline).")] = None,
-    agent_llm: Annotated[str, typer.Option("--agent-llm", help="Interpretability agent LLM id (mode full).")] = "openrouter/openai/gpt-5",
-    grader_llm: Annotated[str, typer.Option("--grader-llm", help="Hypothesis grader LLM id (mode full).")] = "openrouter/openai/gpt-5-mini",
-    agent_budget: Annotated[int, typer.Option("--agent-budget", min=0)] = 5,
-    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 … (default: cuda if present).")] = None,
-    dtype: Annotated[Optional[str], typer.Option("--dtype", help="auto, float32, bfloat16, float16.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1)] = None,
-    drop_bos: Annotated[bool, typer.Option("--drop-bos")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
+    adl_readout: AdlReadoutOpt = _ADL_READOUT,
+    results_dir: ResultsDir = _run_default("results_dir"),
+    output_dir: OutputDir = _run_default("output_dir"),
+    judge: Judge = _run_default("judge"),
+    agent_llm: AgentLlm = _run_default("agent_llm"),
+    grader_llm: GraderLlm = _run_default("grader_llm"),
+    agent_budget: AgentBudget = _run_default("agent_budget"),
+    device: Device = _run_default("device"),
+    dtype: Dtype = _run_default("dtype"),
+    batch_size: BatchSize = _run_default("batch_size"),
+    drop_bos: DropBos = _run_default("drop_bos"),
+    overwrite: Overwrite = _run_default("overwrite"),
     cache_dir: CacheDir = None,
-    llm_timeout: LlmTimeout = DEFAULT_TIMEOUT_S,
-    llm_retries: LlmRetries = DEFAULT_RETRIES,
-    check: Annotated[bool, typer.Option("--check", help="Validate every experiment's options, print the cell counts and exit.")] = False,
+    llm_timeout_s: LlmTimeout = _run_default("llm_timeout_s"),
+    llm_retries: LlmRetries = _run_default("llm_retries"),
+    check: Check = False,
 ) -> None:
-    """Run several experiment grids together (default: all four) with their cells planned into the fewest passes."""
-    names = _str_list(experiments) or []
-    unknown = [n for n in names if n not in EXPERIMENT_COMMANDS]
+    """Run several experiment grids together (default: all configured) with their cells planned into the fewest passes."""
+    run = _run_options(locals())
+    reg = _registry()
+    known = [e.cli_name for e in _experiments(reg)]
+    names = known if experiments is None else _str_list(experiments) or []
+    unknown = [n for n in names if n not in known]
     if unknown or not names:
-        raise UserError(f"--experiments takes a comma-separated subset of {', '.join(EXPERIMENT_COMMANDS)}; got {experiments!r}")
-    reg = Registry.load()
-    common = {"model": model, "organism": organism, "seeds": _int_list(seeds, "--seeds"), "corpus": corpus, "adl_readout": adl_readout}
+        raise UserError(f"--experiments takes a comma-separated subset of {', '.join(known)}; got {experiments!r}")
     settings = [
         RunSettings(
             experiment=name,
             # The variant option goes to the experiments that do not sweep it (like the launchers do).
-            grid=GridOptions(**common, variant=None if reg.experiment(name).swept == "variant" else organism_variant),  # type: ignore[arg-type]
-            mode=mode,
-            results_dir=results_dir,
-            output_dir=output_dir,
-            judge=judge,
-            agent_llm=agent_llm,
-            grader_llm=grader_llm,
-            agent_budget=agent_budget,
-            device=device,
-            dtype=dtype,
-            batch_size=batch_size,
-            drop_bos=drop_bos,
-            overwrite=overwrite,
-            cache_dir=cache_dir or default_cache_dir(),
-            llm_timeout_s=llm_timeout,
-            llm_retries=llm_retries,
+            grid=_grid_options(model, organism, None if reg.experiment(name).swept == "variant" else organism_variant,
+                               seeds, None, None, None, None, corpus, adl_readout),
+            **run,
         )
         for name in dict.fromkeys(names)
     ]
@@ -233,9 +252,14 @@ def study(
         raise typer.Exit(1)
 
 
-@app.command()
 def grid(
-    experiment: Annotated[str, typer.Argument(help="mix-ratio, topk-depth, token-positions or n-samples.")],
+    ctx: typer.Context,
+    experiment: Annotated[Optional[str], typer.Argument(
+        help="An experiment's command name (required unless --list or --list-options).", show_default=False)] = None,
+    list_experiments: Annotated[bool, typer.Option(
+        "--list", help="Print each configured experiment, one line each: its command name, a tab, the option of the parameter it sweeps.")] = False,
+    list_options: Annotated[bool, typer.Option(
+        "--list-options", help="Print the options of this command that change the cells or array tasks, one line each.")] = False,
     count: Annotated[bool, typer.Option("--count", help="Print only the number of array tasks.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the cells as JSON.")] = False,
     model: Model = None,
@@ -247,11 +271,24 @@ def grid(
     positions: Positions = None,
     top_k: TopK = None,
     corpus: Corpus = None,
-    adl_readout: AdlReadoutOpt = "lens",
-    array_unit: ArrayUnitOpt = "cell",
+    adl_readout: AdlReadoutOpt = _ADL_READOUT,
+    array_unit: ArrayUnitOpt = _run_default("array_unit"),
 ) -> None:
-    """List the cells of an experiment in array order (seed-major)."""
-    reg = Registry.load()
+    """List the cells of an experiment in array order (seed-major), or the experiments (--list)."""
+    reg = _registry()
+    if list_experiments:
+        for exp in _experiments(reg):
+            typer.echo(f"{exp.cli_name}\t{SWEPT_FLAG[exp.swept]}")
+        return
+    if list_options:
+        # The launchers give these to `grid` too, so an array is sized like the run it holds.
+        printing = {"list_experiments", "list_options", "count", "as_json"}
+        for param in ctx.command.params:
+            if isinstance(param, TyperOption) and param.name not in printing:
+                typer.echo(param.opts[0])
+        return
+    if experiment is None:
+        raise UserError(f"Missing argument 'experiment'. (see {ctx.command_path} --help)")
     exp = reg.experiment(experiment)
     cells = expand(reg, exp, _grid_options(model, organism, organism_variant, seeds, values, samples, positions, top_k, corpus, adl_readout))
     units = array_units(reg, cells, _check_unit(array_unit))  # type: ignore[arg-type]
@@ -265,9 +302,8 @@ def grid(
         typer.echo(f"task {len(units)}+: plotting only")
 
 
-@app.command()
 def status(
-    experiment: Annotated[str, typer.Argument(help="mix-ratio, topk-depth, token-positions or n-samples.")],
+    experiment: ExperimentArg,
     model: Model = None,
     organism: Organism = None,
     organism_variant: Variant = None,
@@ -277,23 +313,22 @@ def status(
     positions: Positions = None,
     top_k: TopK = None,
     corpus: Corpus = None,
-    adl_readout: AdlReadoutOpt = "lens",
-    results_dir: ResultsDir = Path("results"),
+    adl_readout: AdlReadoutOpt = _ADL_READOUT,
+    results_dir: ResultsDir = _run_default("results_dir"),
     judge: Annotated[Optional[str], typer.Option("--judge", help="Judge whose grades count as done.")] = None,
-    drop_bos: Annotated[bool, typer.Option("--drop-bos")] = False,
+    drop_bos: DropBos = _run_default("drop_bos"),
 ) -> None:
     """Per cell: done / missing / failed, in array order."""
     from logitdiff.experiments.status import print_status
 
-    reg = Registry.load()
+    reg = _registry()
     exp = reg.experiment(experiment)
     cells = expand(reg, exp, _grid_options(model, organism, organism_variant, seeds, values, samples, positions, top_k, corpus, adl_readout))
     print_status(cells, results_dir, judge, drop_bos)
 
 
-@app.command()
 def show(
-    experiment: Annotated[str, typer.Argument(help="mix-ratio, topk-depth, token-positions or n-samples.")],
+    experiment: ExperimentArg,
     model: Model = None,
     organism: Organism = None,
     organism_variant: Variant = None,
@@ -307,9 +342,9 @@ def show(
     positions: Positions = None,
     top_k: TopK = None,
     corpus: Corpus = None,
-    results_dir: ResultsDir = Path("results"),
+    results_dir: ResultsDir = _run_default("results_dir"),
     judge: Annotated[Optional[str], typer.Option("--judge", help="Judge whose grades to show.")] = None,
-    drop_bos: Annotated[bool, typer.Option("--drop-bos")] = False,
+    drop_bos: DropBos = _run_default("drop_bos"),
 ) -> None:
     """Print graded top tokens (weights, labels) and the relevance table from stored results."""
     from rich.console import Console
@@ -321,7 +356,7 @@ def show(
 
     if method not in (None, "logitdiff", "adl"):
         raise UserError(f"--method must be logitdiff or adl, got {method!r}")
-    reg = Registry.load()
+    reg = _registry()
     exp = reg.experiment(experiment)
     cells = expand(reg, exp, _grid_options(model, organism, organism_variant, seeds, values, samples, positions, top_k, corpus))
     chosen = select_cells(cells, value, seed, method)
@@ -335,17 +370,29 @@ def show(
         raise typer.Exit(1)
 
 
+def _add_commands(reg: Registry) -> None:
+    """One command per configured experiment, then the commands that work across them (help lists
+    commands in this order)."""
+    for exp in _experiments(reg):
+        app.command(name=exp.cli_name)(_experiment_command(exp.cli_name))
+    for command in (study, grid, status, show):
+        app.command()(command)
+
+
 def _wants_organism_app(argv: list[str]) -> bool:
     """The organism recipe imports torch/transformers (~9 s); load it only when it can be reached."""
     return not argv or argv[0] in ("organism", "--help", "-h")
 
 
 def main() -> None:
-    if _wants_organism_app(sys.argv[1:]):
-        from logitdiff.organism.cli import organism_app
-
-        app.add_typer(organism_app, name="organism", help="Build the offline model organism.")
+    argv = sys.argv[1:]
     try:
+        if not argv or argv[0] != "organism":  # building the organism needs no configs
+            _add_commands(_registry())
+        if _wants_organism_app(argv):
+            from logitdiff.organism.cli import organism_app
+
+            app.add_typer(organism_app, name="organism", help="Build the offline model organism.")
         # Not standalone: usage errors (unknown option, bad value) come back here instead of being
         # drawn as a multi-line box, so they end in one line like every other user error.
         code = app(standalone_mode=False)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from logitdiff.config.loader import Registry
-from logitdiff.config.schema import ExperimentConfig
+from logitdiff.config.schema import ExperimentConfig, SweptParameter
 from logitdiff.core.cell import AdlReadout, Cell, Method
 from logitdiff.core.errors import UserError
 
@@ -22,7 +22,9 @@ ArrayUnit = Literal["cell", "pass"]
 ADL_READOUT_CHOICES: dict[str, tuple[AdlReadout, ...]] = {"lens": ("lens",), "patchscope": ("patchscope",), "both": ("lens", "patchscope")}
 
 MAX_SEED = 2**32  # the range every seeded library accepts (numpy's legacy seeding, CUDA generators)
-_SWEPT_FLAG = {"variant": "--organism-variant", "top_k": "--top-k", "positions": "--positions", "samples": "--samples"}
+# The CLI option that sets each parameter an experiment may sweep (keys: the GridOptions fields).
+# An experiment refuses the option of the parameter it sweeps; the launchers leave it out for it.
+SWEPT_FLAG: dict[SweptParameter, str] = {"variant": "--organism-variant", "top_k": "--top-k", "positions": "--positions", "samples": "--samples"}
 
 
 @dataclass(frozen=True)
@@ -71,11 +73,8 @@ def default_corpus(reg: Registry, exp: ExperimentConfig, model: str, organism: s
 
 
 def expand(reg: Registry, exp: ExperimentConfig, opts: GridOptions) -> list[Cell]:
-    for flag_name, given in (("variant", opts.variant), ("top_k", opts.top_k), ("positions", opts.positions), ("samples", opts.samples)):
-        if exp.swept == flag_name and given is not None:
-            raise UserError(
-                f"{_SWEPT_FLAG[flag_name]} cannot be set for {exp.cli_name}: it sweeps {flag_name}; use --values instead"
-            )
+    if getattr(opts, exp.swept) is not None:
+        raise UserError(f"{SWEPT_FLAG[exp.swept]} cannot be set for {exp.cli_name}: it sweeps {exp.swept}; use --values instead")
     model = reg.model(opts.model or exp.defaults.model).name
     organism = reg.organism(opts.organism or exp.defaults.organism).name
     values = _parse_values(exp, opts.values) if opts.values is not None else list(exp.values)

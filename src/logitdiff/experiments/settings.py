@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from logitdiff.core.cache_dir import default_cache_dir
 from logitdiff.experiments.grid import ArrayUnit, GridOptions
-from logitdiff.llm.spec import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
+from logitdiff.llm.spec import DEFAULT_AGENT_LLM, DEFAULT_GRADER_LLM, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 
 
 class Mode(str, Enum):
@@ -19,6 +19,8 @@ class Mode(str, Enum):
 
 
 class RunSettings(BaseModel):
+    """The defaults here are the command line's defaults too (the CLI reads them from this class)."""
+
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     experiment: str
@@ -29,8 +31,8 @@ class RunSettings(BaseModel):
     results_dir: Path = Path("results")
     output_dir: Path = Path("outputs")
     judge: str | None = None
-    agent_llm: str = "openrouter/openai/gpt-5"
-    grader_llm: str = "openrouter/openai/gpt-5-mini"
+    agent_llm: str = DEFAULT_AGENT_LLM
+    grader_llm: str = DEFAULT_GRADER_LLM
     agent_budget: int = Field(default=5, ge=0)
     agent_runs: int = Field(default=2, ge=1)
     grader_runs: int = Field(default=2, ge=1)

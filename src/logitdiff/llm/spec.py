@@ -12,6 +12,11 @@ OFFLINE_ID = "offline"
 # gives up within minutes (see worst_case_s).
 DEFAULT_TIMEOUT_S = 90.0
 DEFAULT_RETRIES = 3
+# The LLMs a run uses unless told otherwise; every other default (RunSettings, the CLI, the judge
+# factory) refers to these.
+DEFAULT_AGENT_LLM = "openrouter/openai/gpt-5"
+DEFAULT_GRADER_LLM = "openrouter/openai/gpt-5-mini"
+DEFAULT_JUDGE_LLM = "openrouter/openai/gpt-5-mini"
 
 
 class LLMSpec(BaseModel):
@@ -21,7 +26,7 @@ class LLMSpec(BaseModel):
 
     id: str  # 'openrouter/openai/gpt-5-mini': provider prefix + model, used in result keys
     base_url: str = OPENROUTER_URL
-    model: str = "openai/gpt-5-mini"
+    model: str  # the provider's name for it, e.g. 'openai/gpt-5-mini'
     api_key_env: str = "OPENROUTER_API_KEY"
     api_key_file: str | None = "openrouter_api_key.txt"
     # Local servers (vLLM) accept any key; a missing key is then not an error.
