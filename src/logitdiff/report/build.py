@@ -47,7 +47,7 @@ def build_report(
     judge_label: str,
     *,
     agent: AgentKey | None = None,
-    agent_runs: int = 2,
+    agent_runs: int,
     blackbox: Sequence[Cell] = (),
 ) -> ReportSummary:
     """Plots and JSON summaries of `cells` in <output_dir>/<experiment>/<model>/<organism>/; with `agent`,

@@ -109,7 +109,7 @@ def collect(
     judge_id: str,
     *,
     agent: AgentKey | None = None,
-    agent_runs: int = 2,
+    agent_runs: int = 0,  # runs per cell to read; only with `agent` (the run settings say how many)
     blackbox: Sequence[Cell] = (),
 ) -> Collected:
     rel_rows: list[dict[str, object]] = []
