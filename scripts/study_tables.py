@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-MAIN_ORDERING = "top_k_occurring"
+from logitdiff.report.collect import MAIN_ORDERING
 
 
 def _rows(path: Path) -> pd.DataFrame:
