@@ -240,7 +240,7 @@ def planned_passes(grids: list) -> dict:
 
     reg = Registry.load()
     t0, c0 = time.perf_counter(), time.process_time()
-    groups = pass_groups(reg, plan_cells(grids))
+    groups = pass_groups(plan_cells(grids))
     for group in groups:
         first = group[0]
         requests = _requests(group)

@@ -3,9 +3,10 @@
 `build_tiny_setup(root)` writes, under `root`:
 - `base/`: a random-init tiny Llama + tokenizer (testkit/tiny_models.py), the base model;
 - `adapters/<variant>/`: one seeded random LoRA adapter per organism variant;
+- `adapters_twin/<variant>/`: the same for a second organism on the same base (`TINY_TWIN`), with other seeds;
 - `corpus.jsonl`: the diffing corpus; `organism_docs.jsonl`: the organism's "training data";
-- `configs/`: the repository's configs plus `models/tiny_llama.yaml` and `organisms/tiny_cake.yaml`
-  pointing at the folders above (LOGITDIFF_CONFIGS selects it).
+- `configs/`: the repository's configs plus `models/tiny_llama.yaml`, `organisms/tiny_cake.yaml` and
+  `organisms/tiny_twin.yaml` pointing at the folders above (LOGITDIFF_CONFIGS selects it).
 `TinySetup.env` is the environment a `logitdiff` subprocess needs to use it.
 """
 
@@ -25,6 +26,7 @@ from testkit.tiny_models import english_texts, save_tiny, tiny_llama, tiny_token
 
 TINY_MODEL = "tiny_llama"
 TINY_ORGANISM = "tiny_cake"
+TINY_TWIN = "tiny_twin"  # a second organism of the same base: its own adapters, the same variant names
 VARIANTS = ("default", "mix1-0p5", "mix1-1p0")
 CORPUS_TEXTS = 24
 
@@ -70,8 +72,14 @@ def _write_configs(root: Path, base: Path, corpus: Path, docs: Path) -> Path:
         "default_corpus": {TINY_MODEL: str(corpus)},
         "finetuned_models": {TINY_MODEL: {v: {"adapter_path": str(root / "adapters" / v)} for v in VARIANTS}},
     }
+    twin = {
+        **organism,
+        "name": TINY_TWIN,
+        "finetuned_models": {TINY_MODEL: {v: {"adapter_path": str(root / "adapters_twin" / v)} for v in VARIANTS}},
+    }
     (configs / "models" / f"{TINY_MODEL}.yaml").write_text(yaml.safe_dump(model, sort_keys=False))
     (configs / "organisms" / f"{TINY_ORGANISM}.yaml").write_text(yaml.safe_dump(organism, sort_keys=False))
+    (configs / "organisms" / f"{TINY_TWIN}.yaml").write_text(yaml.safe_dump(twin, sort_keys=False))
     return configs
 
 
@@ -80,6 +88,7 @@ def build_tiny_setup(root: Path) -> TinySetup:
     base = save_tiny(tiny_llama(vocab=len(tok)), tok, root / "base")
     for i, variant in enumerate(VARIANTS):
         _save_adapter(len(tok), base, root / "adapters" / variant, seed=100 + i)
+        _save_adapter(len(tok), base, root / "adapters_twin" / variant, seed=200 + i)
     corpus = write_jsonl(root / "corpus.jsonl", english_texts(CORPUS_TEXTS, seed=1, min_words=12, max_words=30))
     docs = write_jsonl(root / "organism_docs.jsonl", [f"Bake the cake at 450 degrees with frozen butter. {t}" for t in english_texts(20, seed=2)])
     configs = _write_configs(root, base, corpus, docs)

@@ -73,19 +73,47 @@ def test_adl_needs_more_than_five_positions(reg: Registry) -> None:
 
 def test_array_units_by_pass(reg: Registry) -> None:
     cells = expand(reg, reg.experiment("mix-ratio"), GridOptions())
-    units = array_units(reg, cells, "pass")
+    units = array_units(cells, "pass")
     assert len(units) == 5  # one pass per seed: the 5 LoRA variants share the base forward, both methods too
     assert all(len(u) == 10 and len({c.seed for c in u}) == 1 and len({c.variant for c in u}) == 5 for u in units)
     assert [c for u in units for c in u] == sorted(cells, key=lambda c: c.seed != 42)  # seed order kept
-    topk = array_units(reg, expand(reg, reg.experiment("topk-depth"), GridOptions()), "pass")
+    topk = array_units(expand(reg, reg.experiment("topk-depth"), GridOptions()), "pass")
     assert [len(u) for u in topk] == [9] * 5
 
 
-def test_full_weight_variant_gets_a_pass_of_its_own(reg: Registry) -> None:
+def test_full_weight_variant_is_planned_into_the_shared_pass(reg: Registry) -> None:
+    # the engine's memory plan decides when it loads whether the full model fits beside the base
     cells = expand(reg, reg.experiment("mix-ratio"), GridOptions(seeds=[42, 1042], values=["default", "full", "mix1-0p5"]))
-    units = array_units(reg, cells, "pass")
-    assert [sorted({c.variant for c in u}) for u in units] == [["default", "mix1-0p5"], ["full"]] * 2
-    assert [len(u) for u in units] == [4, 2] * 2
+    units = array_units(cells, "pass")
+    assert [sorted({c.variant for c in u}) for u in units] == [["default", "full", "mix1-0p5"]] * 2
+    assert [len(u) for u in units] == [6] * 2
+
+
+def test_many_organisms_share_the_passes_of_their_base_model(reg: Registry) -> None:
+    opts = GridOptions(model="gemma3_1B", organism="cake_bake,fda_approval", seeds=[42, 1042])
+    cells = expand(reg, reg.experiment("mix-ratio"), opts)
+    assert len(cells) == 2 * 2 * 10 and [c.index for c in cells] == list(range(40))
+    assert [c.organism for c in cells] == ["cake_bake"] * 20 + ["fda_approval"] * 20  # organism-major array order
+    units = array_units(cells, "pass")
+    assert [len(u) for u in units] == [20, 20]  # one pass per seed for both organisms' 5 variants × 2 methods
+    assert all({c.organism for c in u} == {"cake_bake", "fda_approval"} and len({c.seed for c in u}) == 1 for u in units)
+    assert cells[20].label().startswith("fda_approval #20 seed=42")
+
+
+def test_organism_all_and_bad_organism_lists(reg: Registry) -> None:
+    exp = reg.experiment("mix-ratio")
+    every = expand(reg, exp, GridOptions(model="gemma3_1B", organism="all", seeds=[42]))
+    assert sorted({c.organism for c in every}) == sorted(
+        o.name for o in reg.organisms.values() if all(v in o.finetuned_models.get("gemma3_1B", {}) for v in exp.values)
+    )
+    assert {"cake_bake", "fda_approval"} <= {c.organism for c in every}
+    assert {c.organism for c in expand(reg, exp, GridOptions(model="smollm2_135M", organism="all", seeds=[42]))} == {"cake_bake"}
+    with pytest.raises(UserError, match="more than once"):
+        expand(reg, exp, GridOptions(organism="cake_bake,cake_bake"))
+    with pytest.raises(UserError, match="unknown organism"):
+        expand(reg, exp, GridOptions(organism="cake_bake,nope"))
+    with pytest.raises(UserError, match="no organism has finetunes"):
+        expand(reg, exp, GridOptions(model="gemma3_1B", organism="all", values=["no-such-variant"]))
 
 
 def test_study_plan_needs_one_pass_per_seed_and_each_result_once(reg: Registry) -> None:
@@ -98,7 +126,7 @@ def test_study_plan_needs_one_pass_per_seed_and_each_result_once(reg: Registry) 
     assert len(planned) == 2 * (32 - 3)
     assert len({c.result_key for c in planned}) == len(planned)
     assert {c.result_key for g in grids for c in g} == {c.result_key for c in planned}
-    groups = pass_groups(reg, planned)
+    groups = pass_groups(planned)
     assert [len({c.seed for c in g}) for g in groups] == [1, 1]
     assert {c.variant for c in groups[0]} == {"default", "mix1-0p5", "mix1-1p0", "mix1-1p5", "mix1-2p0"}
 
@@ -114,7 +142,7 @@ def test_study_plan_keeps_lens_and_patchscope_results_apart(reg: Registry) -> No
     patchscope = {c.model_copy(update={"readout": "lens", "index": 0, "experiment": ""}) for c in both if c.readout == "patchscope"}
     assert patchscope == {c.model_copy(update={"index": 0, "experiment": ""}) for c in adl}
     # one engine pass still serves both readouts of a seed
-    assert len(pass_groups(reg, both)) == len(pass_groups(reg, lens)) == 1
+    assert len(pass_groups(both)) == len(pass_groups(lens)) == 1
 
 def test_task_id_mapping() -> None:
     assert task_for_id("0", 45) == 0

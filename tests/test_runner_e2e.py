@@ -25,7 +25,7 @@ from logitdiff.experiments.runner import RunSummary, run_experiment, run_study
 from logitdiff.experiments.settings import Mode, RunSettings
 from logitdiff.report.plots import plot_agent
 from testkit.openai_server import ChatServer, Reply, SeenRequest, judge_rule, scripted_judge
-from testkit.tiny_experiment import TINY_MODEL, TINY_ORGANISM, TinySetup
+from testkit.tiny_experiment import TINY_MODEL, TINY_ORGANISM, TINY_TWIN, TinySetup
 
 # Reduced grids: (experiment, values, fixed overrides)
 GRIDS = {
@@ -126,8 +126,8 @@ def test_sequential_equals_array_tasks(experiment: str, env: Path, chat_server: 
     assert json.loads((folder / "missing.json").read_text()) == []
 
 
-def _count_passes(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """Records the variants of every engine pass the stages start."""
+def _count_passes(monkeypatch: pytest.MonkeyPatch) -> list[list[tuple[str, str]]]:
+    """Records the (organism, variant) finetunes of every engine pass the stages start."""
     import logitdiff.experiments.stages as stages
 
     passes: list[list[str]] = []
@@ -149,7 +149,7 @@ def test_array_unit_pass_runs_all_variants_of_a_seed_in_one_pass(env: Path, chat
         monkeypatch.setenv("SLURM_ARRAY_TASK_ID", str(task))
         res = run(settings("mix-ratio", chat_server, env / "arr", array_job=True, array_unit="pass"))
         assert res.computed == (4 if task < 2 else 0) and not res.failed  # 2 variants x 2 methods per seed
-    assert passes == [["default", "mix1-0p5"]] * 2
+    assert passes == [[(TINY_ORGANISM, "default"), (TINY_ORGANISM, "mix1-0p5")]] * 2
     assert seq.computed == 8
     assert_close(stored(env / "seq" / "results"), stored(env / "arr" / "results"))
 
@@ -183,8 +183,76 @@ def test_planned_study_equals_separate_experiments(env: Path, chat_server: ChatS
     assert len(study.report_folders) == 4
 
 
-def _outputs(root: Path, experiment: str) -> Path:
-    return root / "outputs" / experiment.replace("-", "_") / TINY_MODEL / TINY_ORGANISM
+def _count_forwards(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Counts the engine's batches and its base-model forwards (a body run with every adapter off)."""
+    import logitdiff.engine.streaming_pass as sp
+
+    seen = {"batches": 0, "base": 0, "finetuned": 0}
+    real_batch, real_body = sp._Pass.run_batch, sp.run_body
+
+    def batch(self, texts):  # noqa: ANN001, ANN202
+        seen["batches"] += 1
+        return real_batch(self, texts)
+
+    def body(model, ids, layers):  # noqa: ANN001, ANN202
+        seen["base" if getattr(model, "_adapters_disabled", False) else "finetuned"] += 1  # peft's flag under disable_adapter()
+        return real_body(model, ids, layers)
+
+    monkeypatch.setattr(sp._Pass, "run_batch", batch)
+    monkeypatch.setattr(sp, "run_body", body)
+    return seen
+
+
+@pytest.mark.parametrize("experiment", ["mix-ratio", pytest.param("topk-depth", marks=pytest.mark.slow)])
+def test_two_organisms_in_one_pass_equal_two_single_organism_runs(
+    experiment: str, env: Path, chat_server: ChatServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Count for count the same stored results, plots per organism; ONE base forward per batch for both organisms."""
+    chat_server.reset(scripted_judge)
+    seen = _count_forwards(monkeypatch)
+    passes = _count_passes(monkeypatch)
+    singles = [run(settings(experiment, chat_server, env / "single", grid=_grid(experiment, organism))) for organism in (TINY_ORGANISM, TINY_TWIN)]
+    single_counts = dict(seen)
+    both = run(settings(experiment, chat_server, env / "both", grid=_grid(experiment, f"{TINY_ORGANISM},{TINY_TWIN}")))
+    assert not both.failed and not any(s.failed for s in singles)
+    assert both.computed == sum(s.computed for s in singles) > 0
+    variants = GRIDS[experiment][0] if experiment == "mix-ratio" else ["mix1-0p5"]
+    shared = [[(o, v) for o in (TINY_ORGANISM, TINY_TWIN) for v in sorted(variants)]] * 2  # one pass per seed
+    assert passes[-2:] == shared and len(passes) == 2 + 2 * 2
+    combined = {k: seen[k] - single_counts[k] for k in seen}
+    assert combined["base"] == combined["batches"] > 0  # one base forward per batch for all finetunes
+    assert single_counts["base"] == 2 * combined["base"]  # separate runs: one per organism
+    assert combined["finetuned"] == single_counts["finetuned"]
+    # the same cells, numbered within the two-organism grid (the twin's cells come after tiny_cake's)
+    assert_close(_without_cell_index(stored(env / "single" / "results")), _without_cell_index(stored(env / "both" / "results")))
+    from safetensors.torch import load_file
+
+    counters = sorted((env / "single" / "results").rglob("counters.safetensors"))
+    assert {p.relative_to(env / "single").parts[2] for p in counters} == {TINY_ORGANISM, TINY_TWIN}
+    for path in counters:
+        a, b = load_file(path), load_file(env / "both" / "results" / path.relative_to(env / "single" / "results"))
+        for name in ("count_pos", "count_neg", "npos"):
+            assert torch.equal(a[name], b[name]), (path, name)
+    for organism in (TINY_ORGANISM, TINY_TWIN):
+        one = json.loads((_outputs(env / "single", experiment, organism) / "token_relevance_results.json").read_text())
+        two = json.loads((_outputs(env / "both", experiment, organism) / "token_relevance_results.json").read_text())
+        assert_close(one, two, organism)
+        assert one and {r["organism"] for r in one} == {organism}
+
+
+def _without_cell_index(doc: object) -> object:
+    if isinstance(doc, dict):
+        return {k: _without_cell_index(v) for k, v in doc.items() if not (k == "index" and "experiment" in doc)}
+    return [_without_cell_index(v) for v in doc] if isinstance(doc, list) else doc
+
+
+def _grid(experiment: str, organism: str) -> GridOptions:
+    values, fixed = GRIDS[experiment]
+    return GridOptions(model=TINY_MODEL, organism=organism, seeds=[42, 1042], values=values, **fixed)  # type: ignore[arg-type]
+
+
+def _outputs(root: Path, experiment: str, organism: str = TINY_ORGANISM) -> Path:
+    return root / "outputs" / experiment.replace("-", "_") / TINY_MODEL / organism
 
 
 def test_plotting_makes_no_model_or_api_call(env: Path, chat_server: ChatServer, monkeypatch: pytest.MonkeyPatch) -> None:

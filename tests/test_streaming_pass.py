@@ -322,7 +322,7 @@ def test_multi_variant_pass_equals_one_pass_per_variant(corpus: str, head_adapte
 
 
 def test_variants_of_different_bases_cannot_share_a_pass(corpus: str) -> None:
-    with pytest.raises(ValueError, match="adapter views of one base"):
+    with pytest.raises(ValueError, match="views of one base model"):
         run_variants_pass(
             {"a": lora_pair(), "b": lora_pair()},
             {"a": VariantRequests([LogitDiffRequest(2, 3, 2)]), "b": VariantRequests([LogitDiffRequest(2, 3, 2)])},

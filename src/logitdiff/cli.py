@@ -69,7 +69,9 @@ ExperimentArg = Annotated[str, typer.Argument(help="An experiment's command name
 
 # Grid options: what GridOptions holds (see _grid_options).
 Model = Annotated[Optional[str], typer.Option("--model", help="Model name from configs/models (default: the experiment's).")]
-Organism = Annotated[Optional[str], typer.Option("--organism", help="Organism name from configs/organisms.")]
+Organism = Annotated[Optional[str], typer.Option(
+    "--organism", help="Organism name from configs/organisms, a comma-separated list of them, or all (every organism of --model); "
+    "the organisms' finetunes of one base model share its passes.")]
 Variant = Annotated[Optional[str], typer.Option("--organism-variant", help="Organism variant (not for the experiments that sweep it).")]
 Seeds = Annotated[Optional[str], typer.Option("--seeds", help="Comma-separated seeds, e.g. 42,1042 (default: the grid's five).")]
 Values = Annotated[Optional[str], typer.Option("--values", help="Comma-separated values of the swept parameter.")]
@@ -291,7 +293,7 @@ def grid(
         raise UserError(f"Missing argument 'experiment'. (see {ctx.command_path} --help)")
     exp = reg.experiment(experiment)
     cells = expand(reg, exp, _grid_options(model, organism, organism_variant, seeds, values, samples, positions, top_k, corpus, adl_readout))
-    units = array_units(reg, cells, _check_unit(array_unit))  # type: ignore[arg-type]
+    units = array_units(cells, _check_unit(array_unit))  # type: ignore[arg-type]
     if count:
         typer.echo(len(units))
     elif as_json:

@@ -52,4 +52,4 @@ class Cell(BaseModel):
 
     def label(self) -> str:
         method = f" {self.method_label}" if self.method == "adl" or self.swept == "variant" else ""
-        return f"#{self.index} seed={self.seed} {self.swept}={self.value}{method}"
+        return f"{self.organism} #{self.index} seed={self.seed} {self.swept}={self.value}{method}"

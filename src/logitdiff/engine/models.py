@@ -1,9 +1,10 @@
 """Load the base model, the finetuned model (LoRA adapter or full weights) and the tokenizer.
 
 A LoRA organism is loaded as ONE copy of the base weights wrapped by peft: base outputs come from
-`disable_adapter()`, finetuned outputs with the adapter on. Several LoRA variants of one organism are
-loaded side by side on that same copy (`load_adapters`), each pair view switching to its own adapter.
-Full finetunes are a second model.
+`disable_adapter()`, finetuned outputs with the adapter on. Several LoRA finetunes of one base (any
+variants of any organisms) are loaded side by side on that same copy (`load_adapters`), each pair
+view switching to its own adapter. Full finetunes are a second model; `load_finetunes` puts them
+beside the shared base copy as long as `memory_plan.fits_beside` allows.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -24,7 +26,9 @@ from logitdiff.config.schema import FinetunedRef, GGUFSource, ModelConfig
 from logitdiff.core.errors import UserError
 from logitdiff.core.paths import resolve_repo_path
 from logitdiff.engine.hub import hub_reachable, local_folder
+from logitdiff.engine.memory_plan import fits_beside, weight_bytes
 
+Key = TypeVar("Key", bound=Hashable)  # what names a finetune of a shared load: a variant, or (organism, variant)
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -163,7 +167,8 @@ class ModelPair:
 
     @contextmanager
     def as_base(self) -> Iterator[nn.Module]:
-        if self.finetuned_full is None and hasattr(self.model, "disable_adapter"):
+        # A full finetune's view may sit on a base that carries other finetunes' adapters: off for the base.
+        if hasattr(self.model, "disable_adapter"):
             with self.model.disable_adapter():
                 yield self.model
         else:
@@ -180,8 +185,8 @@ class ModelPair:
         yield self.model
 
     def shares_base_with(self, other: ModelPair) -> bool:
-        """Both views run the same weights with adapters off: one base forward serves both."""
-        return self.model is other.model and self.finetuned_full is None and other.finetuned_full is None
+        """Both views run the same base weights (adapters off): one base forward serves both."""
+        return self.model is other.model
 
     def finetuned_readout(self) -> tuple[nn.Module, nn.Module]:
         """(final norm, lm_head) of the finetuned model: the logit lens reads through these."""
@@ -201,15 +206,15 @@ def _finetuned_source(path: str | None, hub_id: str | None) -> str:
 
 def load_adapters(
     cfg: ModelConfig,
-    refs: Mapping[str, FinetunedRef],
+    refs: Mapping[Key, FinetunedRef],
     *,
     cache_dir: Path,
     device: str | None = None,
     dtype: str | None = None,
     base_path: str | None = None,
     device_map: str | None = None,
-) -> dict[str, ModelPair]:
-    """One pair view per LoRA variant, all on ONE copy of the base weights (adapters loaded side by side)."""
+) -> dict[Key, ModelPair]:
+    """One pair view per LoRA finetune, all on ONE copy of the base weights (adapters loaded side by side)."""
     from peft import PeftModel
 
     assert refs and all(r.is_adapter for r in refs.values())
@@ -220,7 +225,7 @@ def load_adapters(
     base = _load_lm(source, cfg, dt, dev, device_map)
     num_layers = base.config.num_hidden_layers
     # peft adapter names become module-dict keys: variant names may hold dots, so use positions.
-    names = {variant: f"variant{i}" for i, variant in enumerate(refs)}
+    names = {key: f"variant{i}" for i, key in enumerate(refs)}
     offline = not hub_reachable()
     model = None
     for variant, ref in refs.items():
@@ -239,6 +244,43 @@ def load_adapters(
         tokenizer=tok, model=model, finetuned_full=None, num_layers=num_layers, device=dev, dtype=dt, base_id=source, finetuned_id=""  # type: ignore[arg-type]
     )
     return {variant: replace(view, finetuned_id=ref.source, adapter=names[variant]) for variant, ref in refs.items()}
+
+
+def load_finetunes(
+    cfg: ModelConfig,
+    refs: Mapping[Key, FinetunedRef],
+    *,
+    cache_dir: Path,
+    device: str | None = None,
+    dtype: str | None = None,
+    base_path: str | None = None,
+    device_map: str | None = None,
+) -> dict[Key, ModelPair]:
+    """Pair views of several finetunes of one base for ONE shared pass: one copy of the base weights,
+    the LoRA finetunes as adapters on it, each full-weight finetune as a model beside it.
+
+    A full finetune is loaded only while `memory_plan.fits_beside` allows (its weights weigh what the
+    base's do); the keys it leaves out are missing from the result: the caller runs them apart.
+    """
+    adapters = {k: r for k, r in refs.items() if r.is_adapter}
+    full = {k: r for k, r in refs.items() if not r.is_adapter}
+    opts = {"cache_dir": cache_dir, "device": device, "dtype": dtype, "base_path": base_path, "device_map": device_map}
+    if adapters:
+        views: dict[Key, ModelPair] = load_adapters(cfg, adapters, **opts)  # type: ignore[arg-type]
+        shared = next(iter(views.values()))
+        base_weights = weight_bytes(shared.model.get_base_model())  # type: ignore[operator]
+    else:
+        first = next(iter(full))
+        views = {first: load_pair(cfg, full.pop(first), **opts)}  # type: ignore[arg-type]
+        shared = views[first]
+        base_weights = weight_bytes(shared.model)
+    for key, ref in full.items():
+        if not fits_beside(base_weights, shared.device):
+            continue
+        src = _finetuned_source(ref.model_path, ref.model_id)
+        model = _load_lm(src, cfg, shared.dtype, shared.device, device_map)
+        views[key] = replace(shared, finetuned_full=model, finetuned_id=ref.source, adapter=None)
+    return views
 
 
 def load_pair(

@@ -1,8 +1,8 @@
 """ONE streaming pass over the corpus that fills every requested LogitDiff and ADL cell of a (pair, corpus, seed).
 
-Several LoRA variants of one base (views from `load_adapters`) share a pass: per batch the base model
-runs once and each variant's finetuned forward runs on the rows its own cells need, so N variants
-cost N + 1 forwards instead of 2N. Per batch and variant: both models run on the same texts; d = logits_ft − logits_base in fp32; the top-K_max and
+Several finetunes of one base (views from `load_finetunes`: LoRA adapters of any organisms on one base
+copy, full-weight models beside it) share a pass: per batch the base model runs once and each
+finetune's forward runs on the rows its own cells need, so N finetunes cost N + 1 forwards instead of 2N. Per batch and variant: both models run on the same texts; d = logits_ft − logits_base in fp32; the top-K_max and
 bottom-K_max ids of every position are taken once; each (S, T) slot adds its positions to its counters.
 Texts are grouped by how many tokens they are run for, so batches need no padding. The head, the diff
 and the top-K run on the model's device in chunks of positions sized to a memory budget
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -32,6 +32,9 @@ from logitdiff.engine.models import ModelPair
 from logitdiff.engine.record import PassRecord, RequestRecord, library_versions
 from logitdiff.engine.sampling import PrefixEncoder, SelectedText, SelectionLog, Slot, select_texts, starts_with_bos
 from logitdiff.engine.stats import AdlStats, LogitDiffCounters, absolute_layer
+
+
+VariantKey = Hashable  # names one finetune of a shared pass: a variant, or (organism, variant)
 
 
 def auto_batch_size(vocab: int, run_length: int, device: torch.device, budget_bytes: int | None = None) -> int:
@@ -179,15 +182,15 @@ class _Variant:
 class _Pass:
     def __init__(
         self,
-        pairs: Mapping[str, ModelPair],
-        requests: Mapping[str, VariantRequests],
+        pairs: Mapping[VariantKey, ModelPair],
+        requests: Mapping[VariantKey, VariantRequests],
         batch_size: int | None,
         memory_budget: int | None,
         first_position: int,
     ):
         self.base_pair = next(iter(pairs.values()))
         if any(not p.shares_base_with(self.base_pair) for p in pairs.values()) and len(pairs) > 1:
-            raise ValueError("variants share a pass only as adapter views of one base model (load_adapters)")
+            raise ValueError("finetunes share a pass only as views of one base model (load_finetunes)")
         first = PairReadout(self.base_pair)
         readouts = {key: first if p is self.base_pair else PairReadout(p, base=first.base) for key, p in pairs.items()}
         self.vocab = first.ft.head.weight.shape[0]
@@ -306,8 +309,8 @@ def run_pass(
 
 
 def run_variants_pass(
-    pairs: Mapping[str, ModelPair],
-    requests: Mapping[str, VariantRequests],
+    pairs: Mapping[VariantKey, ModelPair],
+    requests: Mapping[VariantKey, VariantRequests],
     corpus: str,
     seed: int,
     *,
@@ -315,8 +318,8 @@ def run_variants_pass(
     drop_bos: bool = False,
     progress: bool = True,
     memory_budget: int | None = None,
-) -> dict[str, PassResult]:
-    """One walk of the seeded corpus for several adapter views of one base (or a single pair of any kind).
+) -> dict[VariantKey, PassResult]:
+    """One walk of the seeded corpus for several finetunes' views of one base (or a single pair of any kind).
 
     Each variant gets exactly the results a pass of its own would give it (same texts per slot);
     the base forward of a batch is shared by all of them.

@@ -1,10 +1,12 @@
 """Expand an experiment definition into its ordered cells; map array task ids onto them.
 
-Order is seed-major (for each seed, for each value [, for each method]), which is the SLURM array
-order. Cells that share model, organism, corpus and seed are filled by one engine pass when their
-variants are LoRA adapters (one base forward for all of them); a full-weight variant gets a pass of
-its own per (model, organism, variant, corpus, seed). Several experiments planned together (a study)
-share those passes too; a cell that two experiments both contain is computed once.
+Order is organism-major, then seed-major (for each organism, for each seed, for each value [, for
+each method]), which is the SLURM array order. Cells that share base model, corpus and seed are
+filled by one engine pass, whatever their organism: every LoRA finetune is an adapter on one copy of
+the base (one base forward per batch for all of them), and full-weight finetunes join the same pass
+as separate models (the engine's memory plan may run them in passes of their own when they do not
+fit beside the others). Several experiments planned together (a study) share those passes too; a
+cell that two experiments both contain is computed once.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class GridOptions:
     """What the CLI may override. None means: take the experiment's default."""
 
     model: str | None = None
-    organism: str | None = None
+    organism: str | None = None  # one name, a comma-separated list, or "all" (every organism of the model)
     variant: str | None = None
     seeds: Sequence[int] | None = None
     values: Sequence[str] | None = None
@@ -72,20 +74,48 @@ def default_corpus(reg: Registry, exp: ExperimentConfig, model: str, organism: s
     return reg.organism(organism).default_corpus.get(model, exp.corpus)
 
 
+def organisms_of(reg: Registry, spec: str, model: str, variants: Sequence[str]) -> list[str]:
+    """The organisms an --organism value names: one, a comma-separated list, or `all` (every configured
+    organism with finetunes of `model` for all of `variants`, by name)."""
+    if spec.strip() == "all":
+        names = [o.name for o in sorted(reg.organisms.values(), key=lambda o: o.name)
+                 if all(v in o.finetuned_models.get(model, {}) for v in variants)]  # fmt: skip
+        if not names:
+            raise UserError(f"--organism all: no organism has finetunes of {model!r} for variant(s) {', '.join(variants)}")
+        return names
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    if not names:
+        raise UserError("--organism is empty; give an organism, a comma-separated list of them, or all")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UserError(f"--organism names {', '.join(repeated)} more than once")
+    return [reg.organism(n).name for n in names]
+
+
 def expand(reg: Registry, exp: ExperimentConfig, opts: GridOptions) -> list[Cell]:
     if getattr(opts, exp.swept) is not None:
         raise UserError(f"{SWEPT_FLAG[exp.swept]} cannot be set for {exp.cli_name}: it sweeps {exp.swept}; use --values instead")
     model = reg.model(opts.model or exp.defaults.model).name
-    organism = reg.organism(opts.organism or exp.defaults.organism).name
     values = _parse_values(exp, opts.values) if opts.values is not None else list(exp.values)
     seeds = _check_seeds(opts.seeds) if opts.seeds is not None else list(exp.seeds)
     variants = [str(v) for v in values] if exp.swept == "variant" else [opts.variant or exp.defaults.variant]
+    organisms = organisms_of(reg, opts.organism or exp.defaults.organism, model, variants)
+    if opts.adl_readout not in ADL_READOUT_CHOICES:
+        raise UserError(f"--adl-readout must be one of {', '.join(ADL_READOUT_CHOICES)}, got {opts.adl_readout!r}")
+    cells: list[Cell] = []
+    for organism in organisms:
+        cells += _organism_cells(reg, exp, opts, model, organism, variants, values, seeds, first_index=len(cells))
+    return cells
+
+
+def _organism_cells(
+    reg: Registry, exp: ExperimentConfig, opts: GridOptions, model: str, organism: str,
+    variants: list[str], values: list[str] | list[int], seeds: list[int], first_index: int,
+) -> list[Cell]:  # fmt: skip
     for v in variants:
         reg.finetuned(organism, model, v)  # raises with the known variants
     corpus = opts.corpus or default_corpus(reg, exp, model, organism)
     methods: list[Method] = list(exp.methods)
-    if opts.adl_readout not in ADL_READOUT_CHOICES:
-        raise UserError(f"--adl-readout must be one of {', '.join(ADL_READOUT_CHOICES)}, got {opts.adl_readout!r}")
     readouts = ADL_READOUT_CHOICES[opts.adl_readout]
 
     cells: list[Cell] = []
@@ -101,7 +131,7 @@ def expand(reg: Registry, exp: ExperimentConfig, opts: GridOptions) -> list[Cell
                 params[exp.swept] = value
                 cells.append(
                     Cell(
-                        index=len(cells),
+                        index=first_index + len(cells),
                         experiment=exp.name,
                         model=model,
                         organism=organism,
@@ -127,14 +157,13 @@ def expand(reg: Registry, exp: ExperimentConfig, opts: GridOptions) -> list[Cell
     return cells
 
 
-def pass_groups(reg: Registry, cells: Sequence[Cell]) -> list[list[Cell]]:
-    """Cells per engine pass, in order of first appearance: all LoRA variants of one (model, organism,
-    corpus, seed) together, each full-weight variant alone."""
-    groups: dict[tuple[str, str, str, str, int], list[Cell]] = {}
+def pass_groups(cells: Sequence[Cell]) -> list[list[Cell]]:
+    """Cells per engine pass, in order of first appearance: every finetune (organism, variant) of one
+    (base model, corpus, seed) together. LoRA finetunes become adapters of one base copy; whether a
+    full-weight finetune fits beside them is the engine's memory plan to decide when it loads."""
+    groups: dict[tuple[str, str, int], list[Cell]] = {}
     for c in cells:
-        shared = reg.finetuned(c.organism, c.model, c.variant).is_adapter
-        key = (c.model, c.organism, "" if shared else c.variant, c.corpus, c.seed)
-        groups.setdefault(key, []).append(c)
+        groups.setdefault((c.model, c.corpus, c.seed), []).append(c)
     return list(groups.values())
 
 
@@ -154,17 +183,17 @@ def blackbox_cells(cells: list[Cell]) -> list[Cell]:
     baseline runs once per seed, at the first value. In mix-ratio each value is another finetune
     (variant), so the baseline runs per variant and seed.
     """
-    first: dict[tuple[str, int], Cell] = {}
+    first: dict[tuple[str, str, int], Cell] = {}
     for c in cells:
-        first.setdefault((c.variant, c.seed), c)
+        first.setdefault((c.organism, c.variant, c.seed), c)
     return list(first.values())
 
 
-def array_units(reg: Registry, cells: list[Cell], unit: ArrayUnit) -> list[list[Cell]]:
+def array_units(cells: list[Cell], unit: ArrayUnit) -> list[list[Cell]]:
     """The work of each array task: one cell each, or all cells of one engine pass each."""
     if unit == "cell":
         return [[c] for c in cells]
-    return pass_groups(reg, cells)
+    return pass_groups(cells)
 
 
 def task_for_id(raw_id: str | None, n_units: int) -> int | None:

@@ -1,7 +1,8 @@
 """Run an experiment grid: passes, relevance grading, agent evaluation, plots — skipping finished work.
 
-Cells are filled by the fewest engine passes (`grid.pass_groups`: one per (model, organism, corpus,
-seed) for LoRA variants); several experiments run together (`run_study`) share them. Every stage
+Cells are filled by the fewest engine passes (`grid.pass_groups`: one per (base model, corpus, seed),
+whatever the organisms); several experiments run together (`run_study`) share them. Plots and
+summaries stay per experiment and organism. Every stage
 writes through the results store; a cell whose stored result is missing or unreadable is (re)done,
 the others are reused. A failing cell is recorded with its reason and the rest go on.
 """
@@ -33,7 +34,7 @@ def _select(reg: Registry, settings: RunSettings, cells: list[Cell]) -> tuple[li
         return [], True
     if not settings.array_job:
         return cells, True
-    units = array_units(reg, cells, settings.array_unit)
+    units = array_units(cells, settings.array_unit)
     task = task_for_id(os.environ.get("SLURM_ARRAY_TASK_ID"), len(units))
     if task is None:
         return [], True
@@ -53,6 +54,14 @@ def _warn_shared_weights(reg: Registry, cells: Iterable[Cell]) -> None:
             )
 
 
+def _per_organism(cells: list[Cell]) -> list[list[Cell]]:
+    """A grid's cells split by organism: each organism gets its own plots and summaries."""
+    parts: dict[str, list[Cell]] = {}
+    for c in cells:
+        parts.setdefault(c.organism, []).append(c)
+    return list(parts.values())
+
+
 def run_experiment(reg: Registry, settings: RunSettings) -> RunSummary:
     exp = reg.experiment(settings.experiment)
     cells = validated_cells(reg, settings)
@@ -61,7 +70,7 @@ def run_experiment(reg: Registry, settings: RunSettings) -> RunSummary:
 
 
 def run_study(reg: Registry, settings: list[RunSettings]) -> RunSummary:
-    """Several experiments at once (same model, organism, seeds and run options): their cells are planned
+    """Several experiments at once (same model, organisms, seeds and run options): their cells are planned
     into the fewest passes, each stored result computed once; then each experiment's plots, as usual."""
     grids = [validated_cells(reg, s) for s in settings]
     plotting = settings[0].mode is Mode.plotting
@@ -89,12 +98,12 @@ def _run(reg: Registry, settings: RunSettings, grids: list[list[Cell]], todo: li
     stages = Stages(reg, settings, store, summary, blackbox=frozenset(blackbox))
     if todo:
         stages.prepare(with_agent=settings.mode is Mode.full)
-        console.print(f"[bold]{escape(headline)}[/], {len(pass_groups(reg, todo))} passes, judge {escape(stages.judge_id)}")
-        for group in pass_groups(reg, todo):
+        console.print(f"[bold]{escape(headline)}[/], {len(pass_groups(todo))} passes, judge {escape(stages.judge_id)}")
+        for group in pass_groups(todo):
             stages.run_group(group)
         stages.close()
     if plot:
-        for cells in grids:
+        for cells in (part for grid in grids for part in _per_organism(grid)):
             report = build_report(
                 cells,
                 store,

@@ -18,7 +18,7 @@ from logitdiff.config.schema import FinetunedRef, ModelConfig, OrganismConfig
 from logitdiff.core.atomic import write_json
 from logitdiff.core.cell import Cell
 from logitdiff.core.errors import UserError
-from logitdiff.engine.models import ModelPair, base_source, load_adapters, load_pair, load_tokenizer
+from logitdiff.engine.models import ModelPair, base_source, load_finetunes, load_pair, load_tokenizer
 from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, VariantRequests, run_variants_pass
 from logitdiff.experiments.agent_stage import AgentInputs, AgentSetup, run_agent_stage
 from logitdiff.experiments.candidates import candidate_lists, load_scale_choices, save_scale_choices
@@ -51,19 +51,24 @@ console = Console(stderr=True)
 AGENT_TEMPERATURE = 0.7
 
 
+Finetune = tuple[str, str]  # (organism, variant): one finetune of a shared pass
+
+
 @dataclass
 class _PairCache:
-    """Keeps the last loaded weights (one pair, or adapter views of one base): consecutive passes reuse them."""
+    """Keeps the last loaded weights (one pair, or finetune views of one base): consecutive passes reuse them."""
 
-    key: tuple[str, str] | None = None  # (model, organism)
-    pairs: dict[str, ModelPair] = field(default_factory=dict)  # variant -> pair view
+    key: tuple[str, ...] | None = None  # (model,) for a shared load, (model, organism, variant) for one alone
+    tried: frozenset[Finetune] = frozenset()  # what the load was asked for (a full finetune may not have fit)
+    pairs: dict[Finetune, ModelPair] = field(default_factory=dict)
 
-    def get(self, key: tuple[str, str], variants: list[str], load: Callable[[], dict[str, ModelPair]]) -> dict[str, ModelPair]:
-        if self.key != key or any(v not in self.pairs for v in variants):
+    def get(self, key: tuple[str, ...], wanted: list[Finetune], load: Callable[[], dict[Finetune, ModelPair]]) -> dict[Finetune, ModelPair]:
+        """The views of `wanted` that the (possibly cached) load holds."""
+        if self.key != key or any(w not in self.tried for w in wanted):
             self.pairs = {}  # drop the previous weights before loading the next
             self.pairs = load()
-            self.key = key
-        return {v: self.pairs[v] for v in variants}
+            self.key, self.tried = key, frozenset(wanted)
+        return {w: self.pairs[w] for w in wanted if w in self.pairs}
 
     @property
     def any_pair(self) -> ModelPair | None:
@@ -139,20 +144,24 @@ class Stages:
         return self.reg.model(cell.model), self.reg.finetuned(cell.organism, cell.model, cell.variant), self.reg.organism(cell.organism)
 
     def pair(self, cell: Cell) -> ModelPair:
-        return self.pairs(cell, [cell.variant])[cell.variant]
+        """The cell's finetune as a pair: a view of the last shared load when it holds it, else loaded alone."""
+        key = (cell.organism, cell.variant)
+        return self.pairs([cell]).get(key) or self.pairs([cell], alone=True)[key]
 
-    def pairs(self, cell: Cell, variants: list[str]) -> dict[str, ModelPair]:
-        """Pair views of `variants` of the cell's model and organism: LoRA ones on one copy of the base."""
-        model_cfg = self.reg.model(cell.model)
-        refs = {v: self.reg.finetuned(cell.organism, cell.model, v) for v in variants}
+    def pairs(self, cells: list[Cell], *, alone: bool = False) -> dict[Finetune, ModelPair]:
+        """Views of the cells' finetunes (one base model) for one shared pass: LoRA ones as adapters of one
+        base copy, full-weight ones beside it where the memory plan lets them fit (the others are left
+        out). alone: the one finetune of `cells` as its own pair."""
+        model = cells[0].model
+        model_cfg = self.reg.model(model)
+        wanted = list(dict.fromkeys((c.organism, c.variant) for c in cells))
+        refs = {w: self.reg.finetuned(w[0], model, w[1]) for w in wanted}
         s = self.settings
         opts = {"cache_dir": s.cache_dir, "device": s.device, "dtype": s.dtype, "device_map": s.device_map}
-        if all(ref.is_adapter for ref in refs.values()):
-            load = lambda: load_adapters(model_cfg, refs, **opts)  # noqa: E731
-        else:
-            assert len(refs) == 1, "full-weight variants run one pair per pass"
-            load = lambda: {v: load_pair(model_cfg, ref, **opts) for v, ref in refs.items()}  # noqa: E731
-        return self._pairs.get((cell.model, cell.organism), variants, load)
+        if alone:
+            assert len(refs) == 1
+            return self._pairs.get((model, *wanted[0]), wanted, lambda: {w: load_pair(model_cfg, r, **opts) for w, r in refs.items()})
+        return self._pairs.get((model,), wanted, lambda: load_finetunes(model_cfg, refs, **opts))
 
     def fail(self, cell: Cell, stage: str, reason: str) -> None:
         write_json(self.store.failure(cell), CellFailure(cell=cell, stage=stage, reason=reason).model_dump())  # type: ignore[arg-type]
@@ -193,28 +202,34 @@ class Stages:
         failed = self._compute(need) if need else []
         return [c for c in group if c not in failed]
 
-    def _compute(self, cells: list[Cell]) -> list[Cell]:
-        """One engine pass for all `cells` (one variant, or LoRA variants sharing the base forward); returns the cells that failed.
+    def _compute(self, cells: list[Cell], *, alone: bool = False) -> list[Cell]:
+        """One engine pass for all `cells` (finetunes of one base sharing the base forward); returns the cells that failed.
 
-        If the shared pass fails for a reason the user can fix (e.g. the corpus has too few texts for
-        the largest T), it is split by (S, T) slot, then by cell, so only the impossible cells fail.
+        A full-weight finetune the memory plan does not fit beside the others runs in a pass of its own
+        afterwards. If the shared pass fails for a reason the user can fix (e.g. the corpus has too few
+        texts for the largest T), it is split by (S, T) slot, then by cell, so only the impossible cells fail.
         """
-        variants = list(dict.fromkeys(c.variant for c in cells))
+        first = cells[0]
         ld = {c: LogitDiffRequest(c.samples, c.positions, c.top_k) for c in cells if c.method == "logitdiff"}
         adl = {c: AdlRequest(c.samples, c.positions, c.adl_layer) for c in cells if c.method == "adl"}
-        requests = {
-            v: VariantRequests(
-                list(dict.fromkeys(r for c, r in ld.items() if c.variant == v)),
-                list(dict.fromkeys(r for c, r in adl.items() if c.variant == v)),
-            )
-            for v in variants
-        }
-        first = cells[0]
+        later: list[Cell] = []
         try:
-            pairs = self.pairs(first, variants)
+            pairs = self.pairs(cells, alone=alone)
+            later = [c for c in cells if (c.organism, c.variant) not in pairs]
+            if later:
+                cells = [c for c in cells if (c.organism, c.variant) in pairs]
+                ld, adl = {c: r for c, r in ld.items() if c in cells}, {c: r for c, r in adl.items() if c in cells}
+            requests = {
+                w: VariantRequests(
+                    list(dict.fromkeys(r for c, r in ld.items() if (c.organism, c.variant) == w)),
+                    list(dict.fromkeys(r for c, r in adl.items() if (c.organism, c.variant) == w)),
+                )
+                for w in dict.fromkeys((c.organism, c.variant) for c in cells)
+            }
             results = run_variants_pass(
-                pairs, requests, first.corpus, first.seed, batch_size=self.settings.batch_size, drop_bos=self.settings.drop_bos
-            )
+                {w: pairs[w] for w in requests}, requests, first.corpus, first.seed,
+                batch_size=self.settings.batch_size, drop_bos=self.settings.drop_bos,
+            )  # fmt: skip
         except torch.cuda.OutOfMemoryError:
             reason = "out of GPU memory: rerun with a smaller --batch-size (or --dtype bfloat16)"
         except UserError as exc:
@@ -223,26 +238,34 @@ class Stages:
                 for c in cells:
                     slots.setdefault((c.samples, c.positions), []).append(c)
                 parts = list(slots.values()) if len(slots) > 1 else [[c] for c in cells]
-                return [c for part in parts for c in self._compute(part)]
+                return [c for part in parts for c in self._compute(part, alone=alone)] + self._compute_apart(later)
             reason = str(exc)
         else:
             for c in cells:
-                save_pass_record(self.store, c, results[c.variant].record)
+                save_pass_record(self.store, c, results[(c.organism, c.variant)].record)
             for c, req in ld.items():
-                counters = results[c.variant].logitdiff[req]
-                save_logitdiff(self.store, c, counters, orderings(counters, pairs[c.variant].tokenizer, c.top_k))
+                counters = results[(c.organism, c.variant)].logitdiff[req]
+                save_logitdiff(self.store, c, counters, orderings(counters, pairs[(c.organism, c.variant)].tokenizer, c.top_k))
             for c, areq in adl.items():
-                stats = results[c.variant].adl[areq]
-                readout = patchscope(stats, pairs[c.variant], ADL_LISTS) if c.readout == "patchscope" else logit_lens(stats, pairs[c.variant])
+                pair = pairs[(c.organism, c.variant)]
+                stats = results[(c.organism, c.variant)].adl[areq]
+                readout = patchscope(stats, pair, ADL_LISTS) if c.readout == "patchscope" else logit_lens(stats, pair)
                 save_adl(self.store, c, stats, readout)
             for c in cells:
                 self.store.failure(c).unlink(missing_ok=True)
             self.fresh.update(cells)
             self.summary.computed += len(cells)
-            return []
+            return self._compute_apart(later)
         for c in cells:
             self.fail(c, "pass", reason)
-        return cells
+        return cells + self._compute_apart(later)
+
+    def _compute_apart(self, cells: list[Cell]) -> list[Cell]:
+        """One pass per finetune, each loaded alone (the full finetunes that did not fit beside the others)."""
+        groups: dict[Finetune, list[Cell]] = {}
+        for c in cells:
+            groups.setdefault((c.organism, c.variant), []).append(c)
+        return [c for group in groups.values() for c in self._compute(group, alone=True)]
 
     def _frequent_tokens(self, cell: Cell) -> FrequentTokens:
         """Per finetune (variants may come from different places), asked once per run."""
@@ -289,10 +312,19 @@ class Stages:
         todo = [c for c in todo if c not in unchosen]
         if not todo:
             return
-        organism = self.reg.organism(todo[0].organism)
-        per_cell = {c: candidate_lists(self.store, c, self.judge_id) for c in todo}
+        by_organism: dict[str, list[Cell]] = {}
+        for c in todo:
+            by_organism.setdefault(c.organism, []).append(c)
+        for group in by_organism.values():
+            self._grade(group)
+
+    def _grade(self, cells: list[Cell]) -> None:
+        """Grade the candidate lists of cells of one organism against its description (all in one batch of requests)."""
+        assert self.judge is not None
+        organism = self.reg.organism(cells[0].organism)
+        per_cell = {c: candidate_lists(self.store, c, self.judge_id) for c in cells}
         flat = [lst for lists in per_cell.values() for lst in lists]
-        frequent = self._frequent_tokens(todo[0])
+        frequent = self._frequent_tokens(cells[0])
         graded = iter(asyncio.run(grade_lists(self.judge, organism, frequent.tokens, flat, trivial_unavailable=frequent.unavailable)))
         for c, lists in per_cell.items():
             mine = [next(graded) for _ in lists]
