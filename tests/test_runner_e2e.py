@@ -267,7 +267,7 @@ def test_plotting_makes_no_model_or_api_call(env: Path, chat_server: ChatServer,
 
     import logitdiff.experiments.stages as stages
 
-    for loader in ("load_pair", "load_adapters", "run_variants_pass"):
+    for loader in ("load_pair", "load_finetunes", "run_variants_pass"):
         monkeypatch.setattr(stages, loader, forbidden)
     summary = run(settings("topk-depth", chat_server, env, mode=Mode.plotting))
     assert summary.computed == summary.reused == summary.graded == 0
@@ -451,7 +451,7 @@ def test_mode_full_unreachable_agent_fails_before_loading_models(env: Path, chat
         raise AssertionError("no model may be loaded when the agent LLM is unreachable")
 
     monkeypatch.setattr(stages, "load_pair", forbidden)
-    monkeypatch.setattr(stages, "load_adapters", forbidden)
+    monkeypatch.setattr(stages, "load_finetunes", forbidden)
     chat_server.reset(scripted_full)
     s = full_settings(chat_server, env).model_copy(update={"agent_llm": "vllm/scripted-agent@http://127.0.0.1:9/v1"})
     with pytest.raises(UserError, match="127.0.0.1:9"):

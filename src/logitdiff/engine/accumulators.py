@@ -3,13 +3,34 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from logitdiff.engine.stats import AdlStats, LogitDiffCounters
 
 ADL_NORM_FROM = 5  # SPEC §4: norms use positions ≥ 5
-# Column sums in float64 and positive counts in int64 convert their input first; doing it on row
-# blocks of this many elements keeps that temporary small instead of twice the size of d.
+# Column sums run on row blocks of this many elements: each block is summed in fp32 (a float64 sum
+# converts d first, ~15× slower on CPU) and added to the float64 total, so rounding stays per block.
 _REDUCE_ELEMENTS = 2**22
+_BYTE_LANES = 8  # uint8 counters per int64 word
+_MAX_LANE_ROWS = 255  # rows whose 0/1 bytes sum within one uint8 lane without a carry
+
+
+def positive_counts(d: torch.Tensor) -> torch.Tensor:
+    """[V] int64: per column, how many rows of d [N, V] are > 0.
+
+    Summing a bool mask over rows goes through an elementwise int64 conversion (~7× a float sum on
+    CPU). Instead the 0/1 bytes are read as int64 words and summed over ≤ 255 rows at a time: every
+    byte of a word is then an exact per-column count (no carry into its neighbour), read back as uint8.
+    """
+    v = d.shape[1]
+    mask = d.gt(0).view(torch.uint8)
+    pad = -v % _BYTE_LANES
+    if pad:
+        mask = F.pad(mask, (0, pad))
+    out = torch.zeros(v + pad, dtype=torch.int64, device=d.device)
+    for rows in mask.split(_MAX_LANE_ROWS):
+        out += rows.contiguous().view(torch.int64).sum(0).view(torch.uint8)
+    return out[:v]
 
 
 class TopKCodes:
@@ -24,13 +45,16 @@ class TopKCodes:
         self.vocab = vocab
         ranks = torch.arange(self.ks[-1], device=device)
         self.bucket = torch.searchsorted(torch.tensor(self.ks, device=device), ranks, right=True)
+        # The code of a rank a position was not ranked to (it needs fewer than K_max): counted nowhere.
+        self.unranked = vocab * len(self.ks)
 
     def encode(self, ranked_ids: torch.Tensor) -> torch.Tensor:
-        """[N, K_max] ids (rank order) -> [N, K_max] codes id·n_buckets + bucket."""
-        return ranked_ids * len(self.ks) + self.bucket
+        """[N, k] ids (rank order, k ≤ K_max) -> [N, k] codes id·n_buckets + bucket."""
+        return ranked_ids * len(self.ks) + self.bucket[: ranked_ids.shape[-1]]
 
     def histogram(self, codes: torch.Tensor) -> torch.Tensor:
-        return torch.bincount(codes.reshape(-1), minlength=self.vocab * len(self.ks)).view(self.vocab, len(self.ks))
+        n = self.vocab * len(self.ks)
+        return torch.bincount(codes.reshape(-1), minlength=n + 1)[:n].view(self.vocab, len(self.ks))
 
 
 class LogitDiffAccumulator:
@@ -48,8 +72,8 @@ class LogitDiffAccumulator:
         self.hist_pos += self.codes.histogram(pos_codes)
         self.hist_neg += self.codes.histogram(neg_codes)
         for block in d.split(max(1, _REDUCE_ELEMENTS // d.shape[1])):
-            self.sum_diff += block.sum(0, dtype=torch.float64)
-            self.npos += (block > 0).sum(0)
+            self.sum_diff += block.sum(0)
+            self.npos += positive_counts(block)
         self.positions += d.shape[0]
 
     def result(self, samples: int, positions_per_text: int, top_k: int) -> LogitDiffCounters:

@@ -2,8 +2,10 @@
 
 Several finetunes of one base (views from `load_finetunes`: LoRA adapters of any organisms on one base
 copy, full-weight models beside it) share a pass: per batch the base model runs once and each
-finetune's forward runs on the rows its own cells need, so N finetunes cost N + 1 forwards instead of 2N. Per batch and variant: both models run on the same texts; d = logits_ft − logits_base in fp32; the top-K_max and
-bottom-K_max ids of every position are taken once; each (S, T) slot adds its positions to its counters.
+finetune's forward runs on the rows its own cells need, so N finetunes cost N + 1 forwards instead of 2N.
+Per batch and variant: both models run on the same texts; d = logits_ft − logits_base in fp32; the top-K
+and bottom-K ids of every position are taken once, only as deep as the cells counting it need (`ranked`);
+each (S, T) slot adds its positions to its counters.
 Texts are grouped by how many tokens they are run for, so batches need no padding. The head, the diff
 and the top-K run on the model's device in chunks of positions sized to a memory budget
 (`memory_plan`); nothing of vocabulary size is kept per position or copied to the host, so memory
@@ -29,6 +31,7 @@ from logitdiff.engine.corpus import load_corpus
 from logitdiff.engine.forward import PairReadout, SideOutput, run_body
 from logitdiff.engine.memory_plan import MAX_FORWARD_TEXTS, available_bytes, readout_blocks, readout_positions
 from logitdiff.engine.models import ModelPair
+from logitdiff.engine.ranked import ranked_codes
 from logitdiff.engine.record import PassRecord, RequestRecord, library_versions
 from logitdiff.engine.sampling import PrefixEncoder, SelectedText, SelectionLog, Slot, select_texts, starts_with_bos
 from logitdiff.engine.stats import AdlStats, LogitDiffCounters, absolute_layer
@@ -143,6 +146,12 @@ class _Variant:
             for i, s in enumerate(slots)
             if s in mine
         }
+        # The deepest K each slot's cells count: how far its positions are ranked (`ranked_codes`).
+        self.slot_depth = {
+            i: max(r.top_k for r in reqs.logitdiff if Slot(r.samples, r.positions) == st.slot)
+            for i, st in self.state.items()
+            if st.logitdiff is not None
+        }
         self.texts_run = 0
         self.tokens_run = 0
 
@@ -165,17 +174,22 @@ class _Variant:
         """d: [n, c, V] for positions first_position … first_position + c − 1 of `texts`."""
         assert self.codes is not None
         n, c, v = d.shape
-        flat = d.view(n * c, v)
-        k_max = self.codes.ks[-1]
-        pos_codes = self.codes.encode(torch.topk(flat, k_max, dim=-1, sorted=True).indices).view(n, c, k_max)
-        neg_codes = self.codes.encode(torch.topk(flat, k_max, dim=-1, largest=False, sorted=True).indices).view(n, c, k_max)
         skip = max(0, self.first_position - first_position)  # the BOS column, if this block holds it and it is left out
+        counted = []  # (slot state, its rows, its columns) of the slots with positions in this block
+        depth = torch.zeros(n, c, dtype=torch.int64, device=d.device)
         for i, st in self.state.items():
             take = st.slot.positions - first_position  # this slot's positions inside the block
             if st.logitdiff is None or take <= skip or not any(i in t.slots for t in texts):
                 continue
-            sel = _rows_of(texts, i, d.device)
-            cols = slice(skip, take)
+            sel, cols = _rows_of(texts, i, d.device), slice(skip, take)
+            depth[sel, cols] = depth[sel, cols].clamp(min=self.slot_depth[i])
+            counted.append((st, sel, cols))
+        if not counted:
+            return
+        pos, neg = ranked_codes(d.view(n * c, v), depth.view(-1), self.codes)
+        pos_codes, neg_codes = pos.view(n, c, -1), neg.view(n, c, -1)
+        for st, sel, cols in counted:
+            assert st.logitdiff is not None
             st.logitdiff.add(d[sel, cols].reshape(-1, v), pos_codes[sel, cols], neg_codes[sel, cols])
 
 
