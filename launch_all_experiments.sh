@@ -3,6 +3,8 @@
 #
 #   ./launch_all_experiments.sh MODEL ORGANISM [full|diffing|plotting] [logitdiff options...]
 #
+# ORGANISM may be a comma-separated list or all (every organism of MODEL): one job per experiment
+# then runs all their cells, the finetunes of the base model sharing its passes; plots stay per organism.
 # Extra options go to every experiment (the one an experiment sweeps is left out for it). Mode
 # plotting jobs ask for no GPU. Resources and the rest of the environment: see
 # scripts/launch_common.sh.

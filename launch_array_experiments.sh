@@ -4,6 +4,8 @@
 #
 #   ./launch_array_experiments.sh MODEL ORGANISM [full|diffing|plotting] [logitdiff options...]
 #
+# ORGANISM may be a comma-separated list or all (every organism of MODEL): one array per experiment
+# over all their cells; with --array-unit pass one task runs one shared pass of all the organisms.
 # Array sizes come from `logitdiff grid EXPERIMENT --count` with the same options. Extra options
 # go to every experiment (the one an experiment sweeps is left out for it). ARRAY=0-0 overrides
 # the computed range, e.g. to run only the first cell as a test. Mode plotting submits only the

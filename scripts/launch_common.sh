@@ -19,8 +19,9 @@ die() {
 }
 
 usage_and_exit() {
-  echo "usage: $(basename "$0") MODEL ORGANISM [full|diffing|plotting] [logitdiff options...]" >&2
+  echo "usage: $(basename "$0") MODEL ORGANISM[,ORGANISM...]|all [full|diffing|plotting] [logitdiff options...]" >&2
   echo "  e.g. GPUS=1 $(basename "$0") gemma3_1B cake_bake diffing --organism-variant mix1-1p0" >&2
+  echo "       GPUS=1 $(basename "$0") gemma3_1B cake_bake,fda_approval diffing --array-unit pass" >&2
   exit 2
 }
 

@@ -97,6 +97,19 @@ def test_array_dry_run_sizes_per_pass_arrays() -> None:
     assert "--array-unit pass" in array and "--mode full --array-job" in array
 
 
+def test_array_dry_run_takes_several_organisms_in_one_array_per_experiment() -> None:
+    """One array per experiment over both organisms' cells; per pass, one task per seed serves both."""
+    args = ["gemma3_1B", "cake_bake,fda_approval", "diffing", "--seeds", "42,1042"]
+    for unit, tasks in (("cell", 2 * grid_count("mix-ratio", "--seeds", "42,1042")), ("pass", 2)):
+        done = launch(ARRAY, [*args, "--array-unit", unit], dry_env(EXPERIMENTS="mix-ratio"), REPO)
+        assert done.returncode == 0, done.stderr
+        array, plot = sbatch_lines(done.stdout)
+        assert f"--array=0-{tasks - 1} " in array
+        assert "--organism cake_bake,fda_approval" in array and "--organism cake_bake,fda_approval" in plot
+    bad = launch(ARRAY, ["gemma3_1B", "cake_bake,nope"], dry_env(EXPERIMENTS="mix-ratio"), REPO)
+    assert bad.returncode == 2 and "unknown organism 'nope'" in bad.stderr and not sbatch_lines(bad.stdout)
+
+
 def test_gpus_zero_requests_no_gpu_at_all_and_extra_flags_pass_through(tmp_path: Path) -> None:
     env = dry_env(GPUS="0", PARTITION="debug", TIME="00:10:00", EXTRA_SBATCH_FLAGS="--qos=short --account=lab", EXPERIMENTS="n-samples")
     done = launch(ALL, ["gemma3_1B", "cake_bake", "diffing", "--organism-variant", "mix1-1p0"], env, tmp_path)
