@@ -3,7 +3,8 @@
 `build_tiny_setup(root)` writes, under `root`:
 - `base/`: a random-init tiny Llama + tokenizer (testkit/tiny_models.py), the base model;
 - `adapters/<variant>/`: one seeded random LoRA adapter per organism variant;
-- `adapters_twin/<variant>/`: the same for a second organism on the same base (`TINY_TWIN`), with other seeds;
+- `adapters_twin/<variant>/`: the same for a second organism on the same base (`TINY_TWIN`), with other seeds,
+  and `full_twin/`: a full-weight finetune of the base, the twin's variant `full`;
 - `corpus.jsonl`: the diffing corpus; `organism_docs.jsonl`: the organism's "training data";
 - `configs/`: the repository's configs plus `models/tiny_llama.yaml`, `organisms/tiny_cake.yaml` and
   `organisms/tiny_twin.yaml` pointing at the folders above (LOGITDIFF_CONFIGS selects it).
@@ -22,7 +23,7 @@ import torch
 import yaml
 
 from logitdiff.core.paths import configs_dir
-from testkit.tiny_models import english_texts, save_tiny, tiny_llama, tiny_tokenizer, write_jsonl
+from testkit.tiny_models import english_texts, save_tiny, tiny_llama, tiny_pair, tiny_tokenizer, write_jsonl
 
 TINY_MODEL = "tiny_llama"
 TINY_ORGANISM = "tiny_cake"
@@ -75,7 +76,9 @@ def _write_configs(root: Path, base: Path, corpus: Path, docs: Path) -> Path:
     twin = {
         **organism,
         "name": TINY_TWIN,
-        "finetuned_models": {TINY_MODEL: {v: {"adapter_path": str(root / "adapters_twin" / v)} for v in VARIANTS}},
+        "finetuned_models": {
+            TINY_MODEL: {**{v: {"adapter_path": str(root / "adapters_twin" / v)} for v in VARIANTS}, "full": {"model_path": str(root / "full_twin")}}
+        },
     }
     (configs / "models" / f"{TINY_MODEL}.yaml").write_text(yaml.safe_dump(model, sort_keys=False))
     (configs / "organisms" / f"{TINY_ORGANISM}.yaml").write_text(yaml.safe_dump(organism, sort_keys=False))
@@ -89,6 +92,9 @@ def build_tiny_setup(root: Path) -> TinySetup:
     for i, variant in enumerate(VARIANTS):
         _save_adapter(len(tok), base, root / "adapters" / variant, seed=100 + i)
         _save_adapter(len(tok), base, root / "adapters_twin" / variant, seed=200 + i)
+    full = tiny_pair().finetuned_full  # the base's weights plus seeded noise
+    assert full is not None
+    save_tiny(full, tok, root / "full_twin")
     corpus = write_jsonl(root / "corpus.jsonl", english_texts(CORPUS_TEXTS, seed=1, min_words=12, max_words=30))
     docs = write_jsonl(root / "organism_docs.jsonl", [f"Bake the cake at 450 degrees with frozen butter. {t}" for t in english_texts(20, seed=2)])
     configs = _write_configs(root, base, corpus, docs)

@@ -240,6 +240,28 @@ def test_two_organisms_in_one_pass_equal_two_single_organism_runs(
         assert one and {r["organism"] for r in one} == {organism}
 
 
+@pytest.mark.parametrize("fits", [True, False])
+def test_full_weight_finetune_joins_the_pass_when_the_memory_plan_allows(
+    fits: bool, env: Path, chat_server: ChatServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full finetune and a LoRA adapter of one base: one shared pass, or the full one apart when it does not fit; results as separate runs."""
+    import logitdiff.engine.models as models
+
+    chat_server.reset(scripted_judge)
+
+    def grid(values: list[str]) -> GridOptions:
+        return GridOptions(model=TINY_MODEL, organism=TINY_TWIN, seeds=[42], values=values, samples=3, positions=7, top_k=3)
+
+    separate = [run(settings("mix-ratio", chat_server, env / "single", grid=grid([v]))) for v in ("default", "full")]
+    monkeypatch.setattr(models, "fits_beside", lambda _bytes, _device: fits)
+    passes = _count_passes(monkeypatch)
+    joined = run(settings("mix-ratio", chat_server, env / "both", grid=grid(["default", "full"])))
+    assert not joined.failed and not any(s.failed for s in separate) and joined.computed == 4
+    shared = [(TINY_TWIN, "default"), (TINY_TWIN, "full")]
+    assert passes == ([shared] if fits else [[shared[0]], [shared[1]]])
+    assert_close(_without_cell_index(stored(env / "single" / "results")), _without_cell_index(stored(env / "both" / "results")))
+
+
 def _without_cell_index(doc: object) -> object:
     if isinstance(doc, dict):
         return {k: _without_cell_index(v) for k, v in doc.items() if not (k == "index" and "experiment" in doc)}

@@ -70,6 +70,9 @@ class _PairCache:
             self.key, self.tried = key, frozenset(wanted)
         return {w: self.pairs[w] for w in wanted if w in self.pairs}
 
+    def held(self, model: str, finetune: Finetune) -> ModelPair | None:
+        return self.pairs.get(finetune) if self.key is not None and self.key[0] == model else None
+
     @property
     def any_pair(self) -> ModelPair | None:
         return next(iter(self.pairs.values()), None)
@@ -144,9 +147,9 @@ class Stages:
         return self.reg.model(cell.model), self.reg.finetuned(cell.organism, cell.model, cell.variant), self.reg.organism(cell.organism)
 
     def pair(self, cell: Cell) -> ModelPair:
-        """The cell's finetune as a pair: a view of the last shared load when it holds it, else loaded alone."""
+        """The cell's finetune as a pair: a view of the weights the last pass loaded when they hold it."""
         key = (cell.organism, cell.variant)
-        return self.pairs([cell]).get(key) or self.pairs([cell], alone=True)[key]
+        return self._pairs.held(cell.model, key) or self.pairs([cell])[key]
 
     def pairs(self, cells: list[Cell], *, alone: bool = False) -> dict[Finetune, ModelPair]:
         """Views of the cells' finetunes (one base model) for one shared pass: LoRA ones as adapters of one
