@@ -10,7 +10,7 @@ import pandas as pd
 
 from logitdiff.report.axis import x_axis
 from logitdiff.report.bands import AGENT_BAND_NOTE, RELEVANCE_BAND_NOTE, band_stats, relevance_stats
-from logitdiff.report.plots import save_figure, setup_axes, draw_agent, draw_relevance, plt
+from logitdiff.report.plots import draw_agent, draw_relevance, plt, save_figure, setup_axes
 
 FIGURE_NAME = "mix_ratio_figure.png"
 
