@@ -70,6 +70,12 @@ def _table(stats: pd.DataFrame, head: str, values: list[object], digits: int, un
     return lines
 
 
+def _printable(token: str) -> str:
+    """A token as Markdown shows it: stripped, or its repr when that leaves nothing visible."""
+    text = token.strip()
+    return text if text and text.isprintable() else repr(token)
+
+
 def adl_lists(rel: pd.DataFrame, positions: range = range(1, 5)) -> list[str]:
     """The graded ADL top-20 lists of `positions` of the first seed at each value (R = relevant)."""
     adl = rel[(rel["method"] == "adl") & rel["position"].isin(list(positions)) & rel["failed"].isna()]
@@ -78,11 +84,12 @@ def adl_lists(rel: pd.DataFrame, positions: range = range(1, 5)) -> list[str]:
     first = adl["seed"].min()
     out = []
     for (value, readout), part in adl[adl["seed"] == first].groupby(["value", "readout"], sort=False, dropna=False):
-        out.append(f"{value}, ADL {readout or 'lens'}, seed {first}:")
+        out += [f"{value}, ADL {readout or 'lens'}, seed {first}:", ""]
         for _, row in part.sort_values("position").iterrows():
-            toks = ", ".join(f"`{t['token'].strip() or repr(t['token'])}`{' R' if t['label'] == 'RELEVANT' else ''}" for t in row["tokens"])
+            toks = ", ".join(f"`{_printable(t['token'])}`{' R' if t['label'] == 'RELEVANT' else ''}" for t in row["tokens"])
             out.append(f"- position {int(row['position'])} ({row['percentage']:.1f} %): {toks}")
-    return out + [""]
+        out.append("")
+    return out
 
 
 def markdown(found: ResultFolder, *, lists: bool = False) -> str:
