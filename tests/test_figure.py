@@ -78,3 +78,5 @@ def test_mix_ratio_figure_from_a_mode_full_run(tiny: TinySetup, tmp_path: Path, 
     assert blackbox["mean"].tolist() == [2.0] * 3
     assert sorted(set(drawn.agent[drawn.agent["method"] != "blackbox"]["mean"])) <= [3.0, 4.0]
     assert (tmp_path / "figure.png").stat().st_size > 10_000
+    summary = {(r["method"], r["value"]): r["score"] for r in json.loads((folder / "agent_summary.json").read_text())}
+    assert summary == {(r.method, r.value): {"mean": r.mean, "sd": r.std, "points": r.count} for r in drawn.agent.itertuples()}

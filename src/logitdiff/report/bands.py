@@ -73,15 +73,30 @@ def list_stats(df: pd.DataFrame, column: str) -> pd.DataFrame:
     return band_stats(ok, ["method", "list", "value"], column)
 
 
+def _plain(value: object) -> object:
+    """A numpy scalar as the Python value JSON writes as a number (5, not "5")."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
+
+
 def relevance_summary(df: pd.DataFrame) -> list[dict[str, object]]:
     """The plotted numbers of every metric, one record per (method, value): what
     token_relevance_summary.json holds and `logitdiff report` prints."""
     merged: dict[tuple[str, object], dict[str, object]] = {}
     for column in RELEVANCE_COLUMNS:
         for row in relevance_stats(df, column).itertuples(index=False):
-            rec = merged.setdefault((str(row.method), row.value), {"method": row.method, "label": method_label(str(row.method)), "value": row.value})
+            rec = merged.setdefault((str(row.method), row.value), {"method": row.method, "label": method_label(str(row.method)), "value": _plain(row.value)})
             rec[column] = {"mean": float(row.mean), "sd": float(row.std), "points": int(row.count)}
     return list(merged.values())
+
+
+def agent_summary(df: pd.DataFrame) -> list[dict[str, object]]:
+    """The plotted agent scores, one record per (method, value): what agent_summary.json holds."""
+    return [
+        {"method": row.method, "label": method_label(str(row.method)), "value": _plain(row.value),
+         "score": {"mean": float(row.mean), "sd": float(row.std), "points": int(row.count)}}
+        for row in band_stats(df, ["method", "value"], "score").itertuples(index=False)
+    ]
 
 
 def mean_sd(mean: float, sd: float, count: int, digits: int = 1) -> str:

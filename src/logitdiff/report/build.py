@@ -11,7 +11,7 @@ import pandas as pd
 from logitdiff.core.atomic import write_json
 from logitdiff.core.cell import Cell
 from logitdiff.report.axis import mix_ratio
-from logitdiff.report.bands import band_stats, relevance_summary
+from logitdiff.report.bands import agent_summary, relevance_summary
 from logitdiff.report.collect import collect
 from logitdiff.report.figure import FIGURE_NAME, plot_mix_ratio_figure
 from logitdiff.report.plots import plot_agent, plot_relevance
@@ -75,7 +75,7 @@ def build_report(
                 files.append(path)
     if agent is not None:
         write_json(folder / "agent_results.json", _records(got.agent))
-        write_json(folder / "agent_summary.json", _records(band_stats(got.agent, ["method", "value"], "score")) if len(got.agent) else [])
+        write_json(folder / "agent_summary.json", agent_summary(got.agent) if len(got.agent) else [])
         files += [folder / "agent_results.json", folder / "agent_summary.json"]
         if len(got.agent):
             path = folder / "agent_score.png"
