@@ -373,7 +373,9 @@ def show(
             f"no cell of {exp.cli_name} matches {given}; "
             f"values: {', '.join(dict.fromkeys(str(c.value) for c in cells))}; seeds: {', '.join(dict.fromkeys(str(c.seed) for c in cells))}"
         )
-    if not show_tables(chosen, store, judge_id, Console(), all_orderings=all_orderings):
+    organisms = list(dict.fromkeys(c.organism for c in chosen))  # one set of tables per organism, like the plots
+    shown = [show_tables([c for c in chosen if c.organism == o], store, judge_id, Console(), all_orderings=all_orderings) for o in organisms]
+    if not all(shown):
         raise typer.Exit(1)
 
 
