@@ -35,9 +35,12 @@ def test_grid_json_first_and_last_cell() -> None:
 
 def test_grid_count_per_pass_and_overrides() -> None:
     assert run("grid", "topk-depth", "--array-unit", "pass", "--count").stdout.strip() == "5"
-    # mix-ratio's five LoRA variants of a seed share one pass (one base forward); 'full' is a second model
+    # mix-ratio's five LoRA variants of a seed share one pass (one base forward); 'full' is planned into it
+    # too (a second model beside the base, or a pass of its own inside the same task if it does not fit)
     assert run("grid", "mix-ratio", "--array-unit", "pass", "--count").stdout.strip() == "5"
-    assert run("grid", "mix-ratio", "--array-unit", "pass", "--values", "default,full", "--count").stdout.strip() == "10"
+    assert run("grid", "mix-ratio", "--array-unit", "pass", "--values", "default,full", "--count").stdout.strip() == "5"
+    both = run("grid", "mix-ratio", "--organism", "cake_bake,fda_approval", "--seeds", "42", "--array-unit", "pass", "--count")
+    assert both.stdout.strip() == "1"  # the two organisms' finetunes of gemma3_1B share the seed's pass
     assert run("grid", "n-samples", "--seeds", "42", "--values", "10,50", "--count").stdout.strip() == "2"
 
 

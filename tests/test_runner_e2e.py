@@ -195,7 +195,8 @@ def _count_forwards(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
         return real_batch(self, texts)
 
     def body(model, ids, layers):  # noqa: ANN001, ANN202
-        seen["base" if getattr(model, "_adapters_disabled", False) else "finetuned"] += 1  # peft's flag under disable_adapter()
+        lora = [m for m in model.modules() if hasattr(m, "lora_A")]
+        seen["base" if lora and all(m.disable_adapters for m in lora) else "finetuned"] += 1  # every LoRA layer off: the base
         return real_body(model, ids, layers)
 
     monkeypatch.setattr(sp._Pass, "run_batch", batch)
