@@ -166,7 +166,7 @@ class ModelPair:
     adapter: str | None = None  # peft adapter name of this view when several adapters share `model`
     # The LoRA layers of `model` (none for a plain model). The views switch adapters by setting the two
     # flags each layer's forward reads: peft's own switches (`disable_adapter()`, `set_adapter`) walk every
-    # module and reset every adapter weight's requires_grad on each call, ~0.5 s per call on SmolLM2-135M
+    # module and reset every adapter weight's requires_grad on each call, 0.3-0.6 s per call on SmolLM2-135M
     # on a CPU, which in a pass of five finetunes came to about a quarter of the pass. The engine runs in
     # inference mode with gradients off, so nothing else of that bookkeeping matters here.
     lora_layers: list[nn.Module] = field(init=False, repr=False, compare=False)
