@@ -61,12 +61,12 @@ def scripted(script: list[str]):
     return handle
 
 
-def evaluate(server: ChatServer, monkeypatch, pair, *, overview=OVERVIEW, runs=1, caps=None, cache_dir=None, org=None):
+def evaluate(server: ChatServer, monkeypatch, pair, *, overview=OVERVIEW, runs=1, caps=None, cache_dir=None, org=None, sample="cell-a"):
     agent = server_client(server, monkeypatch, "openrouter/test/agent", cache_dir)
     grader = server_client(server, monkeypatch, "openrouter/test/judge", cache_dir)
     return asyncio.run(evaluate_agent(
         pair=pair, model_cfg=tiny_model_cfg(), organism=org or organism(), overview=overview, agent_llm=agent, grader_llm=grader,
-        seed=3, budget=5, runs=runs, grader_runs=2, max_new_tokens=4, caps=caps,
+        seed=3, sample=sample, budget=5, runs=runs, grader_runs=2, max_new_tokens=4, caps=caps,
     ))
 
 
@@ -176,3 +176,16 @@ def test_misconfiguration_inside_a_tool_stops_with_the_user_error(chat_server: C
     chat_server.reset(scripted([call("ask_model", {"prompts": ["Hi"]})]))
     with pytest.raises(UserError, match="no chat template"):
         evaluate(chat_server, monkeypatch, pair)
+
+
+def test_each_cell_is_its_own_agent_sample(chat_server: ChatServer, monkeypatch, pair, tmp_path) -> None:
+    """Two cells with the same overview, seed and run index (e.g. two K values with equal top lists) are
+    separate agent and grader samples; a rerun of either is answered from the cache."""
+    script = [call("ask_model", {"prompts": ["Hi"]}), 'FINAL(description: "cake baking")']
+    cells = ("m/o/v/c/seed3/logitdiff/S4_T6_K3/agent/a", "m/o/v/c/seed3/logitdiff/S4_T6_K10/agent/a")
+    sent = []
+    for cell in (*cells, cells[0]):
+        chat_server.reset(scripted(script))
+        evaluate(chat_server, monkeypatch, pair, cache_dir=tmp_path, sample=cell)
+        sent.append((sum(not is_grader(r) for r in chat_server.requests), sum(map(is_grader, chat_server.requests))))
+    assert sent == [(2, 2), (2, 2), (0, 0)]

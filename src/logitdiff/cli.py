@@ -183,9 +183,12 @@ def _experiment_command(cli_name: str) -> Callable[..., None]:
         _check_unit(array_unit)
         settings = RunSettings(experiment=cli_name, grid=grid, **run)
         if check:
+            from logitdiff.experiments.cost import check_plan
             from logitdiff.experiments.validate import validated_cells
 
-            typer.echo(f"ok: {cli_name}, {len(validated_cells(_registry(), settings))} cells")
+            cells = validated_cells(_registry(), settings)
+            typer.echo(f"ok: {cli_name}, {len(cells)} cells")
+            typer.echo(check_plan(_registry(), settings, [cells]).line(), err=True)
             return
         from logitdiff.experiments.runner import run_experiment
 
@@ -242,9 +245,12 @@ def study(
         for name in dict.fromkeys(names)
     ]
     if check:
+        from logitdiff.experiments.cost import check_plan
         from logitdiff.experiments.validate import validated_cells
 
-        typer.echo("ok: " + ", ".join(f"{s.experiment} {len(validated_cells(reg, s))} cells" for s in settings))
+        grids = [validated_cells(reg, s) for s in settings]
+        typer.echo("ok: " + ", ".join(f"{s.experiment} {len(cells)} cells" for s, cells in zip(settings, grids, strict=True)))
+        typer.echo(check_plan(reg, settings[0], grids).line(), err=True)
         return
     from logitdiff.experiments.runner import run_study
 

@@ -33,6 +33,7 @@ async def evaluate_agent(
     agent_llm: LLMClient,
     grader_llm: LLMClient,
     seed: int,
+    sample: str,
     budget: int = 5,
     runs: int = 2,
     grader_runs: int = 2,
@@ -41,7 +42,9 @@ async def evaluate_agent(
     caps: AgentCaps | None = None,
 ) -> list[AgentRunRecord]:
     """`overview=None` runs the blackbox baseline. Agent runs go concurrently; their model generations
-    are serialized. One record per run, in run order; failures are recorded, not raised."""
+    are serialized. One record per run, in run order; failures are recorded, not raised. `sample` names
+    the cell (or blackbox) the runs belong to: run r of it, and each of its grader runs, is its own LLM
+    sample, never answered from another cell's or seed's cache."""
     if not (0 <= budget < _MAX_BUDGET and 1 <= runs <= _MAX_RUNS and grader_runs >= 1):
         raise ValueError(f"need 0 <= budget < {_MAX_BUDGET}, 1 <= runs <= {_MAX_RUNS}, grader_runs >= 1")
     generator = PairGenerator(pair, model_cfg, organism.agent_interaction_system_prompt, GenerationSettings(max_new_tokens, temperature))
@@ -52,7 +55,7 @@ async def evaluate_agent(
             record = await _agent_run(
                 run=run, generator=generator, organism=organism, overview=overview, agent_llm=agent_llm,
                 grader_llm=grader_llm, seed=seed, budget=budget, grader_runs=grader_runs, caps=caps or AgentCaps(),
-                tag=f"{model_cfg.name}|{pair.finetuned_id}|{label}|seed{seed}|run{run}",
+                tag=f"{sample}|run{run}",
             )
             bar.update(1)
             return record

@@ -54,7 +54,7 @@ def overview_for(store: ResultsStore, cell: Cell, judge_id: str) -> str:
     return adl_overview({list_position(list_id): toks for list_id, toks in tokens.items()}, readout=cell.readout)  # type: ignore[misc]
 
 
-def _done(path: Path) -> bool:
+def run_done(path: Path) -> bool:
     """A stored run counts when it finished and every grader run produced a score."""
     if not path.is_file():
         return False
@@ -68,7 +68,7 @@ def _done(path: Path) -> bool:
 def _run(setup: AgentSetup, inputs: AgentInputs, cell: Cell, overview: str | None, paths: list[Path]) -> None:
     # A recomputed method result makes its agent runs stale; the blackbox never sees method output.
     stale = overview is not None and cell in inputs.fresh
-    todo = [p for p in paths if setup.overwrite or stale or not _done(p)]
+    todo = [p for p in paths if setup.overwrite or stale or not run_done(p)]
     inputs.summary.agent_reused += len(paths) - len(todo)
     if not todo:
         return
@@ -82,6 +82,7 @@ def _run(setup: AgentSetup, inputs: AgentInputs, cell: Cell, overview: str | Non
             agent_llm=setup.agent_llm,
             grader_llm=setup.grader_llm,
             seed=cell.seed,
+            sample=setup.store.sample_id(paths[0].parent),
             budget=setup.agent.budget,
             runs=setup.runs,
             grader_runs=setup.grader_runs,

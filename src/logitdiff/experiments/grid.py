@@ -147,6 +147,13 @@ def plan_cells(experiments: Sequence[Sequence[Cell]]) -> list[Cell]:
     return list(unique.values())
 
 
+def planned_blackbox(grids: Sequence[Sequence[Cell]], todo: Sequence[Cell]) -> frozenset[Cell]:
+    """The cells of `todo` that also run the blackbox baseline; a baseline cell of a later experiment is
+    stood for by the equal cell `plan_cells` kept."""
+    stand_in = {c.result_key: c for c in todo}
+    return frozenset(stand_in.get(b.result_key, b) for cells in grids for b in blackbox_cells(list(cells)))
+
+
 def blackbox_cells(cells: list[Cell]) -> list[Cell]:
     """Where the blackbox baseline runs (SPEC §6): once per finetuned model and seed.
 

@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from logitdiff.config.loader import Registry
 from logitdiff.core.cell import Cell
-from logitdiff.experiments.grid import array_units, blackbox_cells, pass_groups, plan_cells, task_for_id
+from logitdiff.experiments.grid import array_units, blackbox_cells, pass_groups, plan_cells, planned_blackbox, task_for_id
 from logitdiff.experiments.hub_preflight import check_hub_access, hub_needs
 from logitdiff.experiments.judge_choice import resolve_judge_id
 from logitdiff.experiments.settings import Mode, RunSettings
@@ -77,19 +77,22 @@ def _run(reg: Registry, settings: RunSettings, grids: list[list[Cell]], todo: li
         needs = hub_needs(reg, store, todo, resolve_judge_id(settings.judge), overwrite=settings.overwrite, with_agent=settings.mode is Mode.full)
         check_hub_access(needs)
     # torch and transformers load only after the hub check, so a doomed run ends in seconds.
+    from logitdiff.experiments.cost import planned_requests
     from logitdiff.experiments.preflight import check_run_inputs
     from logitdiff.experiments.stages import Stages
+    from logitdiff.judge.llm_judge import LLMJudge
     from logitdiff.report.build import build_report
 
     check_run_inputs(settings, todo, plot)
     summary = RunSummary()
-    # A blackbox cell may be stood for by an equal cell of an earlier experiment (plan_cells keeps the first).
-    stand_in = {c.result_key: c for c in todo}
-    blackbox = {stand_in.get(b.result_key, b) for cells in grids for b in blackbox_cells(cells)}
-    stages = Stages(reg, settings, store, summary, blackbox=frozenset(blackbox))
+    blackbox = planned_blackbox(grids, todo)
+    stages = Stages(reg, settings, store, summary, blackbox=blackbox)
     if todo:
         stages.prepare(with_agent=settings.mode is Mode.full)
         console.print(f"[bold]{escape(headline)}[/], {len(pass_groups(reg, todo))} passes, judge {escape(stages.judge_id)}")
+        llm_judge = stages.judge if isinstance(stages.judge, LLMJudge) else None
+        plan = planned_requests(reg, settings, store, todo, judge=llm_judge, frequent=stages.frequent_tokens, blackbox=blackbox)
+        console.print(escape(plan.line()), soft_wrap=True)
         for group in pass_groups(reg, todo):
             stages.run_group(group)
         stages.close()

@@ -21,14 +21,14 @@ from logitdiff.core.errors import UserError
 from logitdiff.engine.models import ModelPair, base_source, load_adapters, load_pair, load_tokenizer
 from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, VariantRequests, run_variants_pass
 from logitdiff.experiments.agent_stage import AgentInputs, AgentSetup, run_agent_stage
-from logitdiff.experiments.candidates import candidate_lists, load_scale_choices, save_scale_choices
+from logitdiff.experiments.candidates import candidate_lists, judge_samples, load_scale_choices, save_scale_choices
 from logitdiff.experiments.judge_choice import judge_label, resolve_judge_id
 from logitdiff.experiments.settings import RunSettings
 from logitdiff.experiments.summary import RunSummary
 from logitdiff.judge.factory import make_judge
 from logitdiff.judge.frequent_tokens import FrequentTokens, frequent_training_tokens
 from logitdiff.judge.llm_judge import LLMJudge
-from logitdiff.judge.relevance import Judge, grade_lists, mostly_unknown
+from logitdiff.judge.relevance import Judge, grade_lists, unlabelled
 from logitdiff.judge.scale_choice import ScaleChoice, ScaleChooser, make_scale_chooser
 from logitdiff.llm.client import LLMCallError, LLMClient
 from logitdiff.llm.spec import parse_llm_id
@@ -244,7 +244,7 @@ class Stages:
             self.fail(c, "pass", reason)
         return cells
 
-    def _frequent_tokens(self, cell: Cell) -> FrequentTokens:
+    def frequent_tokens(self, cell: Cell) -> FrequentTokens:
         """Per finetune (variants may come from different places), asked once per run."""
         key = (cell.model, cell.organism, cell.variant)
         if key not in self._frequent:
@@ -271,7 +271,7 @@ class Stages:
                     console.print(f"[yellow]unreadable scale choice, choosing again[/] {cell.label()}: {exc}")
             readout = load_adl_patchscope(self.store, cell)
             try:
-                choices = asyncio.run(_choose_all(chooser, readout.delta))
+                choices = asyncio.run(_choose_all(chooser, readout.delta, self.store.sample_id(self.store.method_dir(cell))))
             except LLMCallError as exc:
                 self.summary.failed.append(f"{cell.label()} [patchscope scale choice]: {exc}")
                 failed.append(cell)
@@ -292,22 +292,23 @@ class Stages:
         organism = self.reg.organism(todo[0].organism)
         per_cell = {c: candidate_lists(self.store, c, self.judge_id) for c in todo}
         flat = [lst for lists in per_cell.values() for lst in lists]
-        frequent = self._frequent_tokens(todo[0])
-        graded = iter(asyncio.run(grade_lists(self.judge, organism, frequent.tokens, flat, trivial_unavailable=frequent.unavailable)))
+        samples = [s for c, lists in per_cell.items() for s in judge_samples(self.store, c, self.judge_id, lists)]
+        frequent = self.frequent_tokens(todo[0])
+        graded = iter(asyncio.run(grade_lists(self.judge, organism, frequent.tokens, flat, trivial_unavailable=frequent.unavailable, samples=samples)))
         for c, lists in per_cell.items():
             mine = [next(graded) for _ in lists]
             result = RelevanceResult(judge=self.judge_id, judge_is_offline=self.judge_id.startswith("offline"), cell=c, lists=mine)
             write_json(self.store.relevance(c, self.judge_id), result.model_dump())
             failed = [lst for lst in mine if lst.failed]
-            self.summary.unlabelled += sum(lst.metrics is not None and mostly_unknown(lst.metrics) for lst in failed)
+            self.summary.unlabelled += sum(lst.metrics is not None and unlabelled(lst) is not None for lst in failed)
             for lst in failed:
                 self.summary.failed.append(f"{c.label()} [relevance {lst.list_id}]: {lst.failed}")
             self.summary.graded += not failed
 
 
-async def _choose_all(chooser: ScaleChooser, positions: list[PatchscopePosition]) -> list[ScaleChoice]:
+async def _choose_all(chooser: ScaleChooser, positions: list[PatchscopePosition], sample: str) -> list[ScaleChoice]:
     async def one(p: PatchscopePosition) -> ScaleChoice:
-        best, selected, responses = await chooser.choose(p.scales)
+        best, selected, responses = await chooser.choose(p.scales, f"{sample}|position{p.position}")
         return ScaleChoice(position=p.position, chooser=chooser.id, best_scale=best, selected_tokens=selected, responses=responses)
 
     return list(await asyncio.gather(*(one(p) for p in positions)))

@@ -130,7 +130,9 @@ class OfflineJudge:
             return False
         return any(w.startswith(norm) or (len(norm) >= 4 and norm in w) for w in words)
 
-    async def label(self, organism: OrganismConfig, frequent: Sequence[str], tokens: Sequence[str]) -> OrderingAnswer:
+    async def label(self, organism: OrganismConfig, frequent: Sequence[str], tokens: Sequence[str], *,
+                    sample: str = "", refresh: bool = False) -> OrderingAnswer:
+        # Deterministic and free: every sample gets the same labels, nothing is cached or refreshed.
         verdicts = self.verdicts(organism.description, tokens)
         labels = [v.label(self.threshold) for v in verdicts]
         response = "\n".join(

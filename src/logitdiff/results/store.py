@@ -126,6 +126,12 @@ class ResultsStore:
     def failure(self, cell: Cell) -> Path:
         return self.method_dir(cell) / "FAILED.json"
 
+    def sample_id(self, path: Path) -> str:
+        """The identity of the LLM samples stored at `path` (a cell's folder for its judge requests, an
+        agent folder for its runs): the path under the root, which names every parameter and the seed.
+        Two experiments' cells with one stored result are one sample; the results moved elsewhere keep it."""
+        return path.relative_to(self.root).as_posix()
+
     def has_agent_results(self, cells: list[Cell], agent: AgentKey) -> bool:
         """Whether any cell of a grid has agent runs stored (mode plotting draws them if so)."""
         return any(self.agent_run(c, agent, 0).parent.is_dir() for c in cells)
