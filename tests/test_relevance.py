@@ -228,6 +228,14 @@ def test_rerun_is_served_from_cache(chat_server: ChatServer, tmp_path: Path, mon
     assert [g.model_dump() for g in again] == [g.model_dump() for g in first]
 
 
+def test_an_ordering_left_mostly_unlabelled_fails_the_list(chat_server: ChatServer, monkeypatch) -> None:
+    """Under `all` one unanswered ordering would make every candidate not relevant: a failure, not 0 %."""
+    chat_server.reset(lambda req: "Sorry, overloaded." if shown_tokens(req)[0] == " the" else truthful(req))
+    (graded,) = grade(judge_for(chat_server, None, monkeypatch), [make_list("a", [" cake", " the", "bak"])])
+    assert graded.labels == ["IRRELEVANT", "IRRELEVANT", "IRRELEVANT"]
+    assert graded.failed == "judge could not label 3 of 3 in ordering 1"
+
+
 def test_each_cell_and_seed_is_its_own_judge_sample(chat_server: ChatServer, tmp_path: Path, monkeypatch) -> None:
     """The same list in two seeds (or cells) is judged twice, as in the reference, so the seed bands
     include the judge's noise; a rerun of either is answered from the cache."""
