@@ -157,7 +157,7 @@ def test_drill_lens_holds_every_position_at_the_drill_layers_and_is_checked_on_r
     check_method_result(store, cell)
 
     drill = load_drill_lens(store, cell)
-    assert [(d.relative_layer, d.layer) for d in drill.layers] == [(0.25, 0), (0.5, 1), (0.75, 2)]
+    assert [(d.relative_layers, d.layer) for d in drill.layers] == [([0.25], 0), ([0.5], 1), ([0.75], 2)]
     assert all(d.positions == list(range(7)) and len(d.top[0].tokens) == 100 for d in drill.layers)
     assert [t.model_dump() for t in drill.layers[1].top] == [p.positive.model_dump() for p in lens.delta]
     assert drill.layers[0].top[3].token_ids != drill.layers[2].top[3].token_ids

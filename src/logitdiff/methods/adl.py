@@ -88,7 +88,7 @@ def drill_layers(cell_layer: float) -> list[float]:
 
 
 class DrillLayer(BaseModel):
-    relative_layer: float
+    relative_layers: list[float]  # every drill layer that floors to this block
     layer: int
     positions: list[int]
     top: list[LensTokens]  # top[i]: the promoted tokens (softmax(z) of δ) at positions[i]
@@ -104,13 +104,13 @@ class DrillLens(BaseModel):
 
 
 def drill_lens(stats: list[AdlStats], pair: ModelPair, top_n: int = LENS_TOP_N) -> DrillLens:
-    """From the pass statistics of one (S, T) slot at several layers; layers that floor to the same block are kept once."""
-    by_layer: dict[int, AdlStats] = {}
+    """From the pass statistics of one (S, T) slot at several layers; layers that floor to the same block are read once."""
+    by_layer: dict[int, list[AdlStats]] = {}
     for s in sorted(stats, key=lambda s: s.relative_layer):
-        by_layer.setdefault(s.layer, s)
-    first = stats[0]
+        by_layer.setdefault(s.layer, []).append(s)
     layers = []
-    for layer, s in sorted(by_layer.items()):
-        lens = lens_positions(s.delta_mean, pair, top_n, s.first_position)
-        layers.append(DrillLayer(relative_layer=s.relative_layer, layer=layer, positions=[p.position for p in lens], top=[p.positive for p in lens]))
-    return DrillLens(samples=first.samples, positions=first.positions_per_text, layers=layers)
+    for layer, same in sorted(by_layer.items()):
+        lens = lens_positions(same[0].delta_mean, pair, top_n, same[0].first_position)
+        layers.append(DrillLayer(relative_layers=[s.relative_layer for s in same], layer=layer,
+                                 positions=[p.position for p in lens], top=[p.positive for p in lens]))
+    return DrillLens(samples=stats[0].samples, positions=stats[0].positions_per_text, layers=layers)

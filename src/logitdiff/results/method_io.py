@@ -93,8 +93,9 @@ def _check_drill_lens(store: ResultsStore, cell: Cell, layer: int, first_positio
     if (drill.samples, drill.positions) != (cell.samples, cell.positions):
         raise ValueError(f"drill-down lens {path} is for (S, T) = {(drill.samples, drill.positions)}, not {(cell.samples, cell.positions)}")
     allowed = drill_layers(cell.adl_layer)
-    if layer not in {d.layer for d in drill.layers} or any(d.relative_layer not in allowed for d in drill.layers):
-        raise ValueError(f"drill-down lens {path} holds layers {[d.relative_layer for d in drill.layers]}, expected {allowed} (block {layer})")
+    stored = sorted(r for d in drill.layers for r in d.relative_layers)
+    if layer not in {d.layer for d in drill.layers} or stored != allowed:
+        raise ValueError(f"drill-down lens {path} holds layers {stored}, expected {allowed} (block {layer})")
     expected = list(range(first_position, cell.positions))
     for d in drill.layers:
         if d.positions != expected or len(d.top) != len(expected):
