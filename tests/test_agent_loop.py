@@ -117,6 +117,7 @@ def test_full_run_uses_every_tool_recovers_from_errors_and_respects_budget(chat_
     assert body(feedback[2]) == "TOOL_ERROR(read_minds): unknown tool; available tools: ask_model, hypothesis_tracking"
     assert feedback[3].startswith("TOOL_ERROR(ask_model): the tool failed (RuntimeError: CUDA out of memory)")
     assert feedback[4].count("PROMPT:") == 3 and feedback[4].count(f"FINETUNED model:\n{MARKER * 4}") == 3
+    assert "not yet confirmed or rejected:\n  [1] (open) finetuned on cake baking\nUpdate their status" in feedback[4]
     assert feedback[5].startswith("TOOL_ERROR(ask_model): you sent 3 prompts but only 2 model interaction(s) are left")
     assert feedback[6].count("PROMPT:") == 2 and feedback[6].endswith("You have no model interactions left: give your FINAL now.")
     assert feedback[7].startswith("TOOL_ERROR(ask_model): You have used all 5 model interactions")

@@ -66,8 +66,8 @@ async def _agent_run(
     grader_llm: LLMClient, seed: int, budget: int, grader_runs: int, caps: AgentCaps, tag: str,
 ) -> AgentRunRecord:
     interactions = InteractionBudget(budget)
-    asker = AskModel(generator=generator, budget=interactions, seed=_sampling_seed(seed, run))
     tracker = HypothesisTracker()
+    asker = AskModel(generator=generator, budget=interactions, seed=_sampling_seed(seed, run), tracker=tracker)
     system = system_prompt(budget, caps.max_llm_calls, view.context, view.tool_docs, view.conduct)
     outcome = await run_agent(
         llm=agent_llm, system=system, opening=opening_message(view.overview, budget),

@@ -146,6 +146,7 @@ class AskModel:
     generator: PairGenerator
     budget: InteractionBudget
     seed: int
+    tracker: HypothesisTracker | None = None  # its untested hypotheses are listed under every answer
     name: str = "ask_model"
 
     async def __call__(self, args: dict[str, Any]) -> str:
@@ -158,10 +159,15 @@ class AskModel:
         # Distinct, reproducible sampling per call: the seed moves with the interactions already spent.
         answers = await self.generator.generate(prompts, self.seed + self.budget.used)
         self.budget.used += len(prompts)
-        return "\n\n".join(
+        text = "\n\n".join(
             f"[{i}] PROMPT: {prompt}\n--- BASE model:\n{base}\n--- FINETUNED model:\n{tuned}"
             for i, (prompt, (base, tuned)) in enumerate(zip(prompts, answers, strict=True), start=1)
         )
+        pending = [h for h in self.tracker.hypotheses if h.status in ("open", "supported")] if self.tracker else []
+        if pending:
+            text += "\n\nHypotheses not yet confirmed or rejected:\n" + "\n".join(f"  [{h.id}] ({h.status}) {h.text}" for h in pending)
+            text += "\nUpdate their status with hypothesis_tracking in light of these answers."
+        return text
 
 
 Status = Literal["open", "supported", "confirmed", "rejected"]

@@ -18,7 +18,7 @@ from logitdiff.experiments.candidates import method_tokens
 from logitdiff.experiments.summary import RunSummary
 from logitdiff.llm.client import LLMClient
 from logitdiff.results.list_ids import list_position
-from logitdiff.results.method_io import load_adl_lens, load_adl_patchscope, load_drill_lens
+from logitdiff.results.method_io import load_drill_lens
 from logitdiff.results.store import AgentKey, ResultsStore
 
 
@@ -54,10 +54,11 @@ def _logitdiff_view(store: ResultsStore, cell: Cell, judge_id: str) -> AgentView
 
 def _adl_view(store: ResultsStore, cell: Cell, judge_id: str) -> AgentView:
     tokens = method_tokens(store, cell, judge_id)
-    layer = (load_adl_patchscope if cell.readout == "patchscope" else load_adl_lens)(store, cell).layer
+    drill = load_drill_lens(store, cell)
+    layer = next(d.layer for d in drill.layers if cell.adl_layer in d.relative_layers)  # the file was checked to hold it
     return adl_view(
         {list_position(list_id): toks for list_id, toks in tokens.items()},  # type: ignore[misc]
-        samples=cell.samples, relative_layer=cell.adl_layer, layer=layer, readout=cell.readout, drill=load_drill_lens(store, cell),
+        samples=cell.samples, relative_layer=cell.adl_layer, layer=layer, readout=cell.readout, drill=drill,
     )
 
 
