@@ -453,6 +453,12 @@ def test_mode_full_agent_follows_the_procedure_and_drills_into_the_stored_lens(e
     records = json.loads((_outputs(env, "mix-ratio") / "agent_results.json").read_text())
     assert len(records) == 6 * 2 and {r["method"] for r in records} == {"logitdiff", "adl", "blackbox"} and {r["score"] for r in records} == {3}
 
+    # A stored run without its FINAL's parts followed another procedure: only that one is redone.
+    path = next(p for p in stored_runs if "adl" in p.parts)
+    path.write_text(json.dumps({k: v for k, v in adl_doc.items() if k != "final"}))
+    again = run(s)
+    assert (again.agent_runs, again.agent_reused) == (1, 5) and json.loads(path.read_text())["final"]["follows_format"]
+
 
 def test_mode_full_unreachable_agent_fails_before_loading_models(env: Path, chat_server: ChatServer, monkeypatch: pytest.MonkeyPatch) -> None:
     import logitdiff.experiments.stages as stages

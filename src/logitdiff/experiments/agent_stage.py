@@ -68,14 +68,15 @@ def view_for(store: ResultsStore, cell: Cell, judge_id: str) -> AgentView:
 
 
 def _done(path: Path) -> bool:
-    """A stored run counts when it finished and every grader run produced a score."""
+    """A stored run counts when it finished with its FINAL's parts stored (runs without them followed
+    another procedure and are redone) and every grader run produced a score."""
     if not path.is_file():
         return False
     try:
         record = AgentRunRecord.model_validate(read_json(path))
     except ValueError:
         return False
-    return record.failed is None and bool(record.grades) and all(g.score is not None for g in record.grades)
+    return record.failed is None and record.final is not None and bool(record.grades) and all(g.score is not None for g in record.grades)
 
 
 def _run(setup: AgentSetup, inputs: AgentInputs, cell: Cell, view: AgentView, paths: list[Path]) -> None:
