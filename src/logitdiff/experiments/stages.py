@@ -32,7 +32,7 @@ from logitdiff.judge.relevance import Judge, grade_lists, unlabelled
 from logitdiff.judge.scale_choice import ScaleChoice, ScaleChooser, make_scale_chooser
 from logitdiff.llm.client import LLMCallError, LLMClient
 from logitdiff.llm.spec import parse_llm_id
-from logitdiff.methods.adl import logit_lens
+from logitdiff.methods.adl import drill_layers, drill_lens, logit_lens
 from logitdiff.methods.logitdiff import orderings
 from logitdiff.methods.patchscope import PatchscopePosition, patchscope
 from logitdiff.results.list_ids import ADL_LISTS
@@ -202,10 +202,11 @@ class Stages:
         variants = list(dict.fromkeys(c.variant for c in cells))
         ld = {c: LogitDiffRequest(c.samples, c.positions, c.top_k) for c in cells if c.method == "logitdiff"}
         adl = {c: AdlRequest(c.samples, c.positions, c.adl_layer) for c in cells if c.method == "adl"}
+        drill = {c: [AdlRequest(c.samples, c.positions, r) for r in drill_layers(c.adl_layer)] for c in adl}
         requests = {
             v: VariantRequests(
                 list(dict.fromkeys(r for c, r in ld.items() if c.variant == v)),
-                list(dict.fromkeys(r for c, r in adl.items() if c.variant == v)),
+                list(dict.fromkeys(r for c, reqs in drill.items() if c.variant == v for r in reqs)),
             )
             for v in variants
         }
@@ -234,7 +235,8 @@ class Stages:
             for c, areq in adl.items():
                 stats = results[c.variant].adl[areq]
                 readout = patchscope(stats, pairs[c.variant], ADL_LISTS) if c.readout == "patchscope" else logit_lens(stats, pairs[c.variant])
-                save_adl(self.store, c, stats, readout)
+                lens_layers = drill_lens([results[c.variant].adl[r] for r in drill[c]], pairs[c.variant])
+                save_adl(self.store, c, stats, readout, lens_layers)
             for c in cells:
                 self.store.failure(c).unlink(missing_ok=True)
             self.fresh.update(cells)
