@@ -77,3 +77,23 @@ def test_agent_run_of_a_type_without_rubric_is_refused_up_front(reg: Registry) -
     with pytest.raises(UserError, match="type character_training has no grading rubric .*--mode diffing"):
         validated_cells(reg, _settings(Mode.full, **grid))
     assert len(validated_cells(reg, _settings(Mode.diffing, **grid))) == 45
+
+
+def test_graded_types_are_exactly_those_with_a_rubric() -> None:
+    from logitdiff.agent.rubrics import _RUBRICS, rubric_for
+    from logitdiff.config.schema import GRADED_TYPES
+
+    assert set(_RUBRICS) == set(GRADED_TYPES)
+    with pytest.raises(UserError, match="type sandbaggers has no grading rubric"):
+        rubric_for("sandbaggers")
+
+
+def test_checking_a_catalogue_organism_imports_no_torch() -> None:
+    """The checks run before any model library loads (seconds, on a login node)."""
+    code = ("import sys; from logitdiff.config.loader import Registry; from logitdiff.experiments.settings import RunSettings;"
+            "from logitdiff.experiments.grid import GridOptions; from logitdiff.experiments.validate import validated_cells;"
+            "validated_cells(Registry.load(), RunSettings(experiment='topk-depth', grid=GridOptions(model='qwen3_14B',"
+            " organism='auditing_agents_flattery', variant='transcripts_kto')));"
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "[]", res.stderr

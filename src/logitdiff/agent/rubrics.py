@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from logitdiff.config.schema import OrganismType
-from logitdiff.core.errors import UserError
+from logitdiff.config.schema import OrganismType, require_grading_rubric
 
 SDF = """\
 The model was finetuned on synthetic documents that state specific (often false) facts about one topic.
@@ -69,10 +68,5 @@ _RUBRICS: dict[OrganismType, str] = {
 
 
 def rubric_for(organism_type: OrganismType) -> str:
-    """The rubric of this organism type; a type without one cannot have its hypotheses graded."""
-    if organism_type not in _RUBRICS:
-        raise UserError(
-            f"organism type {organism_type} has no grading rubric (rubrics exist for {', '.join(_RUBRICS)}), so the "
-            "agent's hypotheses cannot be graded; run with --mode diffing for token relevance only"
-        )
+    require_grading_rubric(organism_type)
     return _RUBRICS[organism_type]

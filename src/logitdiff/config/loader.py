@@ -60,7 +60,8 @@ def _load_dir(folder: Path, schema: type[T]) -> dict[str, T]:
 
 def _pick(kind: str, name: str, known: dict[str, T]) -> T:
     if name not in known:
-        raise UserError(f"unknown {kind} {name!r}; known {kind}s: {', '.join(sorted(known))}")
+        hint = " (logitdiff organisms lists them with their variants)" if kind in ("model", "organism") else ""
+        raise UserError(f"unknown {kind} {name!r}; known {kind}s: {', '.join(sorted(known))}{hint}")
     return known[name]
 
 

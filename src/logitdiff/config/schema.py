@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from logitdiff.core.cell import Method
+from logitdiff.core.errors import UserError
 
 Dtype = Literal["float32", "bfloat16", "float16"]
 # The reference's organism types; the grader has a rubric for some of them (agent/rubrics.py).
@@ -16,6 +17,17 @@ OrganismType = Literal[
     "sandbaggers", "SandbaggingGames",
 ]
 SweptParameter = Literal["variant", "top_k", "positions", "samples"]
+# The types whose agent hypotheses can be graded: agent/rubrics.py holds a rubric for each of them.
+GRADED_TYPES: tuple[OrganismType, ...] = ("SDF", "behavioral_anomaly", "EM", "Taboo", "Subliminal")
+
+
+def require_grading_rubric(organism_type: OrganismType) -> None:
+    """Refuse, in one line, an agent run whose hypotheses could not be graded (checked before a run)."""
+    if organism_type not in GRADED_TYPES:
+        raise UserError(
+            f"organism type {organism_type} has no grading rubric (rubrics exist for {', '.join(GRADED_TYPES)}), so the "
+            "agent's hypotheses cannot be graded; run with --mode diffing for token relevance only"
+        )
 
 
 class _Strict(BaseModel):

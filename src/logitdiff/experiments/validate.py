@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import get_args
 
-from logitdiff.agent.rubrics import rubric_for
 from logitdiff.config.loader import Registry
-from logitdiff.config.schema import Dtype
+from logitdiff.config.schema import Dtype, require_grading_rubric
 from logitdiff.core.cell import Cell
 from logitdiff.core.errors import UserError
 from logitdiff.engine.corpus import local_corpus_path, looks_local
@@ -30,7 +29,7 @@ def validated_cells(reg: Registry, settings: RunSettings) -> list[Cell]:
         parse_llm_id(settings.agent_llm)
         parse_llm_id(settings.grader_llm)
         for organism in dict.fromkeys(c.organism for c in cells):
-            rubric_for(reg.organism(organism).type)
+            require_grading_rubric(reg.organism(organism).type)
     if settings.dtype not in (None, "auto", *get_args(Dtype)):
         raise UserError(f"--dtype {settings.dtype!r}: allowed values are auto, {', '.join(get_args(Dtype))}")
     if settings.mode is not Mode.plotting:
