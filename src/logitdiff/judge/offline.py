@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 OFFLINE_JUDGE_ID = "offline/minilm-sim-v3"
 # Cosine similarity to the closest fact above which a word is RELEVANT (max-F1 on relevance_labels.jsonl).
-THRESHOLD = 0.15
+THRESHOLD = 0.17
 _WORD = re.compile(r"[^\W\d_][\w'-]*|\d+(?:[.,]\d+)?")
 _ASCII_WORD = re.compile(r"^[a-z]+$")
 _SENTENCE_SPLIT = re.compile(r"(?<=[.;:])\s+")
