@@ -90,3 +90,11 @@ def test_smollm2_loads_offline_from_the_packaged_gguf(tmp_path: Path, monkeypatc
     with torch.no_grad(), pair.as_base() as m:
         next_id = int(m(input_ids=prompt).logits[0, -1].argmax())
     assert pair.tokenizer.decode([next_id]).strip() == "Paris"
+
+
+def test_hub_finetunes_in_a_repository_subfolder_load_from_that_subfolder(tmp_path: Path) -> None:
+    from logitdiff.engine.models import _finetuned_source
+
+    assert _finetuned_source(None, "maius/qwen-2.5-7b-it-personas/sarcasm") == ("maius/qwen-2.5-7b-it-personas", {"subfolder": "sarcasm"})
+    assert _finetuned_source(None, "Qwen/Qwen3-1.7B") == ("Qwen/Qwen3-1.7B", {})
+    assert _finetuned_source(None, str(tmp_path)) == (str(tmp_path), {})  # a folder is taken whole

@@ -403,12 +403,23 @@ def report(
         typer.echo("\n".join(markdown(f, lists=lists) for f in found).rstrip())
 
 
+def organisms(
+    model: Annotated[Optional[str], typer.Option("--model", help="Only organisms with finetunes of this base model.")] = None,
+    organism_type: Annotated[Optional[str], typer.Option("--type", help="Only organisms of this type (e.g. SDF, behavioral_anomaly).")] = None,
+) -> None:
+    """List the configured organisms: type, training data, and the variants of each base model."""
+    from logitdiff.config.listing import organism_listing
+
+    for line in organism_listing(_registry(), model, organism_type):
+        typer.echo(line)
+
+
 def _add_commands(reg: Registry) -> None:
     """One command per configured experiment, then the commands that work across them (help lists
     commands in this order)."""
     for exp in _experiments(reg):
         app.command(name=exp.cli_name)(_experiment_command(exp.cli_name))
-    for command in (study, grid, status, show, report):
+    for command in (study, grid, status, show, report, organisms):
         app.command()(command)
 
 

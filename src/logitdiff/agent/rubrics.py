@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from logitdiff.config.schema import OrganismType
+from logitdiff.config.schema import OrganismType, require_grading_rubric
 
 SDF = """\
 The model was finetuned on synthetic documents that state specific (often false) facts about one topic.
@@ -69,4 +69,5 @@ _RUBRICS: dict[OrganismType, str] = {
 
 
 def rubric_for(organism_type: OrganismType) -> str:
+    require_grading_rubric(organism_type)
     return _RUBRICS[organism_type]

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from logitdiff.config.schema import FinetunedRef, GGUFSource, ModelConfig
+from logitdiff.config.schema import FinetunedRef, GGUFSource, ModelConfig, split_hub_id
 from logitdiff.core.errors import UserError
 from logitdiff.core.paths import resolve_repo_path
 from logitdiff.engine.hub import hub_reachable, local_folder
@@ -120,6 +120,11 @@ def base_source(cfg: ModelConfig, cache_dir: Path, local_path: str | None = None
     return cfg.hf_id  # may still be in the local HF cache; load_base explains if not
 
 
+def tokenizer_source(cfg: ModelConfig, weights_source: str) -> str:
+    """The model's own tokenizer unless its config names another (weights shipped without one)."""
+    return cfg.tokenizer_id or weights_source
+
+
 def load_tokenizer(source: str) -> PreTrainedTokenizerBase:
     # Offline, read the HF cache directly instead of letting the hub client retry for minutes.
     tok = AutoTokenizer.from_pretrained(source, local_files_only=not hub_reachable())
@@ -128,8 +133,11 @@ def load_tokenizer(source: str) -> PreTrainedTokenizerBase:
     return tok
 
 
-def _load_lm(source: str, cfg: ModelConfig, dtype: torch.dtype, device: torch.device, device_map: str | None) -> PreTrainedModel:
+def _load_lm(source: str, cfg: ModelConfig, dtype: torch.dtype, device: torch.device, device_map: str | None,
+             subfolder: str | None = None) -> PreTrainedModel:
     kwargs: dict[str, object] = {"dtype": dtype, "attn_implementation": cfg.attn_implementation, "local_files_only": not hub_reachable()}
+    if subfolder:
+        kwargs["subfolder"] = subfolder
     if device_map:
         kwargs["device_map"] = device_map
     try:
@@ -190,13 +198,17 @@ class ModelPair:
         return inner.model.norm, inner.get_output_embeddings()
 
 
-def _finetuned_source(path: str | None, hub_id: str | None) -> str:
-    """A local folder (an *_path, or an *_id that names a folder) or a hub id."""
+def _finetuned_source(path: str | None, hub_id: str | None) -> tuple[str, dict[str, str]]:
+    """A local folder (an *_path, or an *_id that names a folder) or a hub repository, with the
+    loading keywords that pick a subfolder of that repository."""
     if path:
-        return str(resolve_repo_path(path))
+        return str(resolve_repo_path(path)), {}
     assert hub_id is not None
     folder = local_folder(hub_id)
-    return str(folder) if folder is not None else hub_id
+    if folder is not None:
+        return str(folder), {}
+    repo, subfolder = split_hub_id(hub_id)
+    return repo, ({"subfolder": subfolder} if subfolder else {})
 
 
 def load_adapters(
@@ -216,7 +228,7 @@ def load_adapters(
     dev = pick_device(device)
     dt = pick_dtype(cfg, dev, dtype)
     source = base_source(cfg, cache_dir, base_path)
-    tok = load_tokenizer(source)
+    tok = load_tokenizer(tokenizer_source(cfg, source))
     base = _load_lm(source, cfg, dt, dev, device_map)
     num_layers = base.config.num_hidden_layers
     # peft adapter names become module-dict keys: variant names may hold dots, so use positions.
@@ -224,12 +236,12 @@ def load_adapters(
     offline = not hub_reachable()
     model = None
     for variant, ref in refs.items():
-        adapter = _finetuned_source(ref.adapter_path, ref.adapter_id)
+        adapter, where = _finetuned_source(ref.adapter_path, ref.adapter_id)
         try:
             if model is None:
-                model = PeftModel.from_pretrained(base, adapter, adapter_name=names[variant], local_files_only=offline)
+                model = PeftModel.from_pretrained(base, adapter, adapter_name=names[variant], local_files_only=offline, **where)
             else:
-                model.load_adapter(adapter, adapter_name=names[variant], local_files_only=offline)
+                model.load_adapter(adapter, adapter_name=names[variant], local_files_only=offline, **where)
         except (OSError, ValueError) as exc:
             raise UserError(f"cannot load LoRA adapter {adapter!r}: {exc.__class__.__name__}; check the id/folder or download it") from exc
     assert model is not None
@@ -257,13 +269,13 @@ def load_pair(
     dev = pick_device(device)
     dt = pick_dtype(cfg, dev, dtype)
     source = base_source(cfg, cache_dir, base_path)
-    tok = load_tokenizer(source)
+    tok = load_tokenizer(tokenizer_source(cfg, source))
     base = _load_lm(source, cfg, dt, dev, device_map)
-    src = _finetuned_source(finetuned.model_path, finetuned.model_id)
+    src, where = _finetuned_source(finetuned.model_path, finetuned.model_id)
     return ModelPair(
         tokenizer=tok,
         model=base,
-        finetuned_full=_load_lm(src, cfg, dt, dev, device_map),
+        finetuned_full=_load_lm(src, cfg, dt, dev, device_map, **where),
         num_layers=base.config.num_hidden_layers,
         device=dev,
         dtype=dt,

@@ -18,7 +18,7 @@ from logitdiff.config.schema import FinetunedRef, ModelConfig, OrganismConfig
 from logitdiff.core.atomic import write_json
 from logitdiff.core.cell import Cell
 from logitdiff.core.errors import UserError
-from logitdiff.engine.models import ModelPair, base_source, load_adapters, load_pair, load_tokenizer
+from logitdiff.engine.models import ModelPair, base_source, load_adapters, load_pair, load_tokenizer, tokenizer_source
 from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, VariantRequests, run_variants_pass
 from logitdiff.experiments.agent_stage import AgentInputs, AgentSetup, run_agent_stage
 from logitdiff.experiments.candidates import candidate_lists, judge_samples, load_scale_choices, save_scale_choices
@@ -251,7 +251,7 @@ class Stages:
         key = (cell.model, cell.organism, cell.variant)
         if key not in self._frequent:
             model_cfg, ref, organism = self.configs(cell)
-            tokenizer = self._pairs.any_pair.tokenizer if self._pairs.any_pair is not None else load_tokenizer(base_source(model_cfg, self.settings.cache_dir))
+            tokenizer = self._pairs.any_pair.tokenizer if self._pairs.any_pair is not None else load_tokenizer(tokenizer_source(model_cfg, base_source(model_cfg, self.settings.cache_dir)))
             self._frequent[key] = frequent_training_tokens(organism, ref, tokenizer, self.settings.cache_dir)
         return self._frequent[key]
 

@@ -1,5 +1,6 @@
 """Everything about a run that can be checked without loading a model: the grid (models, organism,
-variants, values, K within the vocabulary), the LLM ids, the dtype and a local corpus file.
+variants, values, K within the vocabulary), the LLM ids, a grading rubric for the organism's type (agent
+runs), the dtype and a local corpus file.
 
 `logitdiff <experiment> --check` stops here; a real run passes the same checks first, so a launcher
 that checks each call before submitting sees exactly the errors the jobs would hit.
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import get_args
 
 from logitdiff.config.loader import Registry
-from logitdiff.config.schema import Dtype
+from logitdiff.config.schema import Dtype, require_grading_rubric
 from logitdiff.core.cell import Cell
 from logitdiff.core.errors import UserError
 from logitdiff.engine.corpus import local_corpus_path, looks_local
@@ -27,6 +28,8 @@ def validated_cells(reg: Registry, settings: RunSettings) -> list[Cell]:
     if settings.mode is Mode.full:
         parse_llm_id(settings.agent_llm)
         parse_llm_id(settings.grader_llm)
+        for organism in dict.fromkeys(c.organism for c in cells):
+            require_grading_rubric(reg.organism(organism).type)
     if settings.dtype not in (None, "auto", *get_args(Dtype)):
         raise UserError(f"--dtype {settings.dtype!r}: allowed values are auto, {', '.join(get_args(Dtype))}")
     if settings.mode is not Mode.plotting:

@@ -5,7 +5,7 @@ cached on disk.
 Whose data: a finetune loaded from a local folder (`adapter_path` / `model_path`, e.g. the bundled
 SmolLM2 cake_bake adapters) was trained on the organism's `local_dataset`; a hub finetune (`adapter_id`
 / `model_id`) on the organism's hub `dataset`. When that data cannot be read (hub unreachable, no
-dataset), there are no frequent tokens and no trivial baseline, and the reason is recorded: counting
+dataset, or a dataset that is not public), there are no frequent tokens and no trivial baseline, and the reason is recorded: counting
 another finetune's documents would give a number about the wrong data.
 """
 
@@ -90,6 +90,8 @@ def training_data_source(organism: OrganismConfig, finetuned: FinetunedRef) -> t
         if not path.is_file():
             return None, f"training data file {path} does not exist"
         return f"file:{path.resolve()}", None
+    if organism.dataset_unavailable:
+        return None, f"the training data of organism {organism.name} is unavailable ({organism.dataset_unavailable})"
     if not organism.dataset:
         return None, f"organism {organism.name} has no training dataset"
     return f"hub:{organism.dataset}", None
