@@ -8,8 +8,10 @@ never declare the same option twice. Run options take their defaults from RunSet
 
 from __future__ import annotations
 
+import errno
 import inspect
 import json
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, is_dataclass, replace
@@ -25,6 +27,7 @@ from logitdiff.config.loader import Registry
 from logitdiff.config.schema import ExperimentConfig, SweptParameter
 from logitdiff.core.cache_dir import default_cache_dir
 from logitdiff.core.errors import UserError
+from logitdiff.core.output import configure_output
 from logitdiff.experiments.grid import SWEPT_FLAG, ArrayUnit, GridOptions, array_units, expand
 from logitdiff.experiments.settings import Mode, RunSettings
 from logitdiff.llm.spec import DEFAULT_JUDGE_LLM, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, parse_llm_id
@@ -406,6 +409,37 @@ def _add_commands(reg: Registry) -> None:
         app.command()(command)
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM (a batch system's preemption or time limit) stops a run the way Ctrl-C does."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise Stopped(signum)
+
+
+def _stopped_line(exc: BaseException) -> tuple[str, int]:
+    """The one line for a stop by signal, and the shell's exit code for it (128 + signal number)."""
+    signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
+    name = signal.Signals(signum).name
+    return f"stopped by {name}: every result stored so far is whole; run the same command again to continue", 128 + signum
+
+
+def _storage_line(exc: OSError) -> str:
+    where = f" writing {exc.filename}" if exc.filename else ""
+    return (f"error: {exc.strerror or 'no space left'}{where}: free space (or quota) there, or point --results-dir / "
+            "--output-dir / --cache-dir elsewhere, and run the same command again; results stored so far are whole")
+
+
+@app.callback()
+def _root(verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Show library warnings (deprecations) and full tracebacks of storage errors.")] = False) -> None:
+    """Model-diffing experiments: LogitDiff TopK and ADL on a base vs finetuned model."""
+    # -v is read by main() before any library is imported; declared here so that it is an option.
+
+
 def _wants_organism_app(argv: list[str]) -> bool:
     """The organism recipe imports torch/transformers (~9 s); load it only when it can be reached."""
     return not argv or argv[0] in ("organism", "--help", "-h")
@@ -413,10 +447,13 @@ def _wants_organism_app(argv: list[str]) -> bool:
 
 def main() -> None:
     argv = sys.argv[1:]
+    words = argv[1:] if argv[:1] in (["-v"], ["--verbose"]) else argv
+    configure_output("-v" in argv[:1] or "--verbose" in argv[:1])  # before any library is imported
+    signal.signal(signal.SIGTERM, _stop)
     try:
-        if not argv or argv[0] != "organism":  # building the organism needs no configs
+        if not words or words[0] != "organism":  # building the organism needs no configs
             _add_commands(_registry())
-        if _wants_organism_app(argv):
+        if _wants_organism_app(words):
             from logitdiff.organism.cli import organism_app
 
             app.add_typer(organism_app, name="organism", help="Build the offline model organism.")
@@ -434,7 +471,17 @@ def main() -> None:
             ctx = getattr(exc, "ctx", None)
             typer.echo(f"error: {message}{f' (see {ctx.command_path} --help)' if ctx is not None else ''}", err=True)
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
+    except (typer.Abort, KeyboardInterrupt) as exc:  # click turns a KeyboardInterrupt into Abort
+        interrupt = exc if isinstance(exc, KeyboardInterrupt) else exc.__cause__
+        if not isinstance(interrupt, KeyboardInterrupt):
+            typer.echo("aborted", err=True)
+            sys.exit(1)
+        line, code = _stopped_line(interrupt)
+        typer.echo(line, err=True)
+        sys.exit(code)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or words != argv:  # -v: the whole traceback
+            raise
+        typer.echo(_storage_line(exc), err=True)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

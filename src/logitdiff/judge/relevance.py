@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from tqdm import tqdm
 
 from logitdiff.config.schema import OrganismConfig
+from logitdiff.core.progress import progress as progress_bar
 from logitdiff.judge.tokens import normalize_token
 from logitdiff.llm.client import LLMCallError
 from logitdiff.results.graded import Agreement, Candidate, CandidateList, GradedList, Label, OrderingResult, RelevanceMetrics
@@ -113,7 +113,7 @@ async def grade_list(judge: Judge, organism: OrganismConfig, frequent: Sequence[
 async def grade_lists(judge: Judge, organism: OrganismConfig, frequent: list[str], lists: Sequence[CandidateList],
                       agreement: Agreement = "all", progress: bool = True, trivial_unavailable: str | None = None) -> list[GradedList]:
     """Grade every list concurrently (the judge's client bounds the requests in flight); results in input order."""
-    with tqdm(total=len(lists), desc=f"judge {judge.id}", unit="list", disable=not progress) as bar:
+    with progress_bar(len(lists), f"judge {judge.id}", "list", enabled=progress) as bar:
         async def one(cl: CandidateList) -> GradedList:
             graded = await grade_list(judge, organism, frequent, cl, agreement, trivial_unavailable)
             bar.update(1)
