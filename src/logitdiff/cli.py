@@ -409,8 +409,10 @@ def _add_commands(reg: Registry) -> None:
         app.command()(command)
 
 
-class Stopped(KeyboardInterrupt):
-    """SIGTERM (a batch system's preemption or time limit) stops a run the way Ctrl-C does."""
+class Stopped(BaseException):
+    """SIGTERM (a batch system's preemption or time limit) or SIGINT (Ctrl-C) stops the run. Not a
+    KeyboardInterrupt: typer would swallow that into a bare exit code 130, and not an Exception, so
+    that no `except Exception` on the way up records it as a failed cell."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
@@ -421,11 +423,9 @@ def _stop(signum: int, frame: object) -> None:
     raise Stopped(signum)
 
 
-def _stopped_line(exc: BaseException) -> tuple[str, int]:
-    """The one line for a stop by signal, and the shell's exit code for it (128 + signal number)."""
-    signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
+def _stopped_line(signum: int) -> str:
     name = signal.Signals(signum).name
-    return f"stopped by {name}: every result stored so far is whole; run the same command again to continue", 128 + signum
+    return f"stopped by {name}: every result stored so far is whole; run the same command again to continue"
 
 
 def _storage_line(exc: OSError) -> str:
@@ -449,7 +449,8 @@ def main() -> None:
     argv = sys.argv[1:]
     words = argv[1:] if argv[:1] in (["-v"], ["--verbose"]) else argv
     configure_output("-v" in argv[:1] or "--verbose" in argv[:1])  # before any library is imported
-    signal.signal(signal.SIGTERM, _stop)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stop)
     try:
         if not words or words[0] != "organism":  # building the organism needs no configs
             _add_commands(_registry())
@@ -471,14 +472,12 @@ def main() -> None:
             ctx = getattr(exc, "ctx", None)
             typer.echo(f"error: {message}{f' (see {ctx.command_path} --help)' if ctx is not None else ''}", err=True)
         sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt) as exc:  # click turns a KeyboardInterrupt into Abort
-        interrupt = exc if isinstance(exc, KeyboardInterrupt) else exc.__cause__
-        if not isinstance(interrupt, KeyboardInterrupt):
-            typer.echo("aborted", err=True)
-            sys.exit(1)
-        line, code = _stopped_line(interrupt)
-        typer.echo(line, err=True)
-        sys.exit(code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(1)
+    except Stopped as exc:
+        typer.echo(_stopped_line(exc.signum), err=True)
+        sys.exit(128 + exc.signum)  # the shell's convention for a process ended by a signal
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or words != argv:  # -v: the whole traceback
             raise
