@@ -193,9 +193,10 @@ def test_every_command_offers_every_option_of_its_kind() -> None:
     assert {"--results-dir", "--judge", "--drop-bos"} <= opts["status"] & opts["show"]
 
 
-def test_empty_results_dir_is_refused() -> None:
-    line = _one_line_error(run("topk-depth", "--results-dir", "", "--check"))
-    assert "--results-dir" in line and "empty path" in line
+@pytest.mark.parametrize("flag", ["--results-dir", "--output-dir", "--cache-dir"])
+def test_an_empty_folder_is_refused(flag: str) -> None:
+    line = _one_line_error(run("topk-depth", flag, "", "--check"))
+    assert f"'{flag}': an empty path" in line
 
 
 def test_grid_needs_an_experiment_unless_listing() -> None:

@@ -66,9 +66,9 @@ def _str_list(text: str | None) -> list[str] | None:
     return None if text is None else [x.strip() for x in text.split(",") if x.strip()]
 
 
-def _folder(text: str | Path) -> Path:
+def _folder(text: str | Path | None) -> Path | None:
     """A folder option: an empty string would silently mean the current folder."""
-    if isinstance(text, Path):  # the default
+    if text is None or isinstance(text, Path):  # the default
         return text
     if not text.strip():
         raise typer.BadParameter("an empty path; pass a folder (it is created if missing)")
@@ -106,7 +106,7 @@ DeviceMap = Annotated[Optional[str], typer.Option("--device-map", help="accelera
 BatchSize = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Texts per forward batch (default: chosen from free memory).")]
 DropBos = Annotated[bool, typer.Option("--drop-bos", help="Do not count the BOS position.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Recompute cells that are already stored.")]
-CacheDir = Annotated[Optional[Path], typer.Option("--cache-dir", help="Cache of judge/agent/grader answers and frequent tokens; a rerun sends only unanswered requests (default: $LOGITDIFF_CACHE, else ~/.cache/logitdiff).")]
+CacheDir = Annotated[Optional[Path], typer.Option("--cache-dir", parser=_folder, help="Cache of judge/agent/grader answers and frequent tokens; a rerun sends only unanswered requests (default: $LOGITDIFF_CACHE, else ~/.cache/logitdiff).")]
 _WORST = parse_llm_id(DEFAULT_JUDGE_LLM).worst_case_s()
 LlmTimeout = Annotated[float, typer.Option(
     "--llm-timeout", min=0.001, help=f"Seconds one judge/agent/grader request may take before it is retried (default {DEFAULT_TIMEOUT_S:g}). "
