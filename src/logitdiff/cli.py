@@ -87,7 +87,7 @@ Samples = Annotated[Optional[int], typer.Option("--samples", min=1, help="S: tex
 Positions = Annotated[Optional[int], typer.Option("--positions", min=1, help="T: positions per text (refused where T is swept).")]
 TopK = Annotated[Optional[int], typer.Option("--top-k", min=1, help="K: top-K depth (refused where K is swept).")]
 Corpus = Annotated[Optional[str], typer.Option("--corpus", help="Diffing corpus: HF dataset id or local .jsonl[.gz]/.parquet/.txt.")]
-AdlReadoutOpt = Annotated[str, typer.Option("--adl-readout", help="ADL readout of δ: lens (logit lens, as in the paper), patchscope (auto-patchscope) or both.")]
+AdlReadoutOpt = Annotated[Optional[str], typer.Option("--adl-readout", help="ADL readout of δ: lens (logit lens, as in the paper), patchscope (auto-patchscope) or both (default: lens; show: every readout with stored grades).")]
 ModeOpt = Annotated[Mode, typer.Option("--mode", help="full: + agent; diffing: no agent; plotting: plots from stored results only.")]
 ArrayJob = Annotated[bool, typer.Option("--array-job", help="Run the unit selected by SLURM_ARRAY_TASK_ID (ids past the last unit: plotting).")]
 ArrayUnitOpt = Annotated[str, typer.Option("--array-unit", help="What one array task runs: 'cell' or 'pass' (all cells of one model pass).")]
@@ -135,7 +135,7 @@ class TargetFlags:
     organism_variant: Variant = None
     seeds: Seeds = None
     corpus: Corpus = None
-    adl_readout: AdlReadoutOpt = GridOptions.adl_readout
+    adl_readout: AdlReadoutOpt = None  # None: the command's default (see the option's help)
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ def grid_options(target: TargetFlags, sweep: SweepFlags = SweepFlags()) -> GridO
         positions=sweep.positions,
         top_k=sweep.top_k,
         corpus=target.corpus,
-        adl_readout=target.adl_readout,
+        adl_readout=target.adl_readout or GridOptions.adl_readout,
     )
 
 
@@ -375,11 +375,11 @@ def show(
     method: Annotated[Optional[str], typer.Option("--method", help="Only this method: logitdiff or adl.")] = None,
     all_orderings: Annotated[bool, typer.Option("--all-orderings", help="Token tables for every LogitDiff ordering, not only top_k_occurring.")] = False,
 ) -> None:
-    """Print graded top tokens (weights, labels) and the relevance table from stored results."""
+    """Print the relevance the plots draw, per graded list, and the graded top tokens (weights, labels) from stored results."""
     from rich.console import Console
 
     from logitdiff.experiments.judge_choice import resolve_judge_id
-    from logitdiff.report.show import select_cells
+    from logitdiff.report.show import select_cells, stored_readouts
     from logitdiff.report.show import show as show_tables
     from logitdiff.results.store import ResultsStore
 
@@ -387,7 +387,11 @@ def show(
         raise UserError(f"--method must be logitdiff or adl, got {method!r}")
     reg = _registry()
     exp = reg.experiment(experiment)
-    cells = expand(reg, exp, grid_options(target, sweep))
+    results, judge_id = ResultsStore(store.results_dir, drop_bos=store.drop_bos), resolve_judge_id(store.judge)
+    # Without --adl-readout: every readout that has stored grades, labelled (as the plots show them).
+    cells = expand(reg, exp, grid_options(replace(target, adl_readout=target.adl_readout or "both"), sweep))
+    if target.adl_readout is None:
+        cells = stored_readouts(cells, results, judge_id)
     chosen = select_cells(cells, value, seed, method)
     if not chosen:
         given = " ".join(f"--{k} {v}" for k, v in (("value", value), ("seed", seed), ("method", method)) if v is not None)
@@ -395,9 +399,30 @@ def show(
             f"no cell of {exp.cli_name} matches {given}; "
             f"values: {', '.join(dict.fromkeys(str(c.value) for c in cells))}; seeds: {', '.join(dict.fromkeys(str(c.seed) for c in cells))}"
         )
-    results = ResultsStore(store.results_dir, drop_bos=store.drop_bos)
-    if not show_tables(chosen, results, resolve_judge_id(store.judge), Console(), all_orderings=all_orderings):
+    if not show_tables(chosen, results, judge_id, Console(), all_orderings=all_orderings):
         raise typer.Exit(1)
+
+
+def report(
+    target: Annotated[str, typer.Argument(help="'study' (every configured experiment) or an experiment's command name.")],
+    model: Annotated[Optional[str], typer.Option("--model", help="Only this model.", show_default="every model found")] = None,
+    organism: Annotated[Optional[str], typer.Option("--organism", help="Only this organism.", show_default="every organism found")] = None,
+    output_dir: OutputDir = _run_default("output_dir"),
+    output_format: Annotated[str, typer.Option("--format", help="md (Markdown tables) or json (the same numbers).")] = "md",
+    lists: Annotated[bool, typer.Option("--lists", help="md: also the graded ADL top-20 lists of positions 1-4 (first seed).")] = False,
+) -> None:
+    """Print the tables of finished runs (token relevance, agent score: the numbers the plots draw) from --output-dir."""
+    from logitdiff.report.tables import as_json, find_folders, markdown
+
+    if output_format not in ("md", "json"):
+        raise UserError(f"--format must be md or json, got {output_format!r}")
+    reg = _registry()
+    chosen = _experiments(reg) if target == "study" else [reg.experiment(target)]
+    found = find_folders(output_dir, {e.cli_name: e.name for e in chosen}, model, organism)
+    if output_format == "json":
+        typer.echo(json.dumps([as_json(f) for f in found], indent=1))
+    else:
+        typer.echo("\n".join(markdown(f, lists=lists) for f in found).rstrip())
 
 
 def _add_commands(reg: Registry) -> None:
@@ -405,7 +430,7 @@ def _add_commands(reg: Registry) -> None:
     commands in this order)."""
     for exp in _experiments(reg):
         app.command(name=exp.cli_name)(_experiment_command(exp.cli_name))
-    for command in (study, grid, status, show):
+    for command in (study, grid, status, show, report):
         app.command()(command)
 
 
