@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-from tqdm import tqdm
 
 from logitdiff.agent.grader import grade_description
 from logitdiff.agent.loop import AgentCaps, run_agent
@@ -13,6 +12,7 @@ from logitdiff.agent.records import AgentRunRecord
 from logitdiff.agent.tools import AskModel, GenerationSettings, HypothesisTracker, InteractionBudget, PairGenerator
 from logitdiff.agent.views import AgentView
 from logitdiff.config.schema import ModelConfig, OrganismConfig
+from logitdiff.core.progress import progress
 from logitdiff.engine.models import ModelPair
 from logitdiff.llm import LLMClient
 
@@ -50,7 +50,7 @@ async def evaluate_agent(
         raise ValueError(f"need 0 <= budget < {_MAX_BUDGET}, 1 <= runs <= {_MAX_RUNS}, grader_runs >= 1")
     generator = PairGenerator(pair, model_cfg, organism.agent_interaction_system_prompt, GenerationSettings(max_new_tokens, temperature))
     label = "blackbox" if view.blackbox else "method"
-    with tqdm(total=runs, desc=f"agent runs ({label}, {organism.name})", unit="run", leave=False) as bar:
+    with progress(runs, f"agent runs ({label}, {organism.name})", "run", transient=True) as bar:
 
         async def one(run: int) -> AgentRunRecord:
             record = await _agent_run(

@@ -11,16 +11,19 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from logitdiff.config.schema import FinetunedRef, GGUFSource, ModelConfig, split_hub_id
+from logitdiff.core.atomic import follow_umask, is_stale
 from logitdiff.core.errors import UserError
 from logitdiff.core.paths import resolve_repo_path
 from logitdiff.engine.hub import hub_reachable, local_folder
@@ -91,9 +94,11 @@ def offline_copy(cfg: ModelConfig, cache_dir: Path) -> Path:
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{cfg.name}-"))
+    # Named like an atomic write's temporary, so a start after a killed copy removes it (remove_stale_temporaries).
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{cfg.name}-", suffix=".tmp"))
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
+    follow_umask(tmp)
     try:
         tmp.rename(target)
     except OSError:  # another process finished first
@@ -101,23 +106,48 @@ def offline_copy(cfg: ModelConfig, cache_dir: Path) -> Path:
     return target
 
 
-def base_source(cfg: ModelConfig, cache_dir: Path, local_path: str | None = None) -> str:
-    """Where the base weights come from: an explicit folder, the hub, or the offline copy (made under `cache_dir`)."""
+def _base_origin(cfg: ModelConfig, local_path: str | None) -> tuple[Literal["folder", "hub", "gguf"], str]:
+    """Where the base weights come from, as the config or option names it: an explicit folder, the hub
+    (or the local HF cache) or the offline GGUF. Loading and the pass record both ask here."""
     if local_path:
-        path = resolve_repo_path(local_path)
-        if not path.is_dir():
-            raise UserError(f"model folder {path} does not exist")
-        return str(path)
-    folder = local_folder(cfg.hf_id)
-    if folder is not None:
-        if not folder.is_dir():
-            raise UserError(f"model {cfg.name}: hf_id {cfg.hf_id!r} names the folder {folder}, which does not exist")
-        return str(folder)
-    if hub_reachable():
-        return cfg.hf_id
-    if cfg.offline_source is not None:
+        return "folder", local_path
+    if local_folder(cfg.hf_id) is not None:
+        return "folder", cfg.hf_id
+    if hub_reachable() or cfg.offline_source is None:
+        return "hub", cfg.hf_id  # offline without a GGUF it may still be in the local HF cache; load_base explains if not
+    return "gguf", f"{cfg.offline_source.package}/{cfg.offline_source.gguf_file}"
+
+
+def remove_stale_copies(cache_dir: Path) -> int:
+    """Half-written offline copies of a killed run (hidden folders in the cache's gguf/, including those
+    named before they ended in .tmp); returns how many were removed."""
+    folder = cache_dir / "gguf"
+    now = time.time()
+    stale = [p for p in folder.glob(".*") if p.is_dir() and is_stale(p, now)] if folder.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(stale)
+
+
+def base_source(cfg: ModelConfig, cache_dir: Path, local_path: str | None = None) -> str:
+    """What to load the base weights from: a folder, a hub id, or the offline copy (made under `cache_dir`)."""
+    kind, named = _base_origin(cfg, local_path)
+    if kind == "gguf":
         return str(offline_copy(cfg, cache_dir))
-    return cfg.hf_id  # may still be in the local HF cache; load_base explains if not
+    if kind == "hub":
+        return named
+    path = resolve_repo_path(named) if local_path else local_folder(named)
+    assert path is not None
+    if not path.is_dir():
+        raise UserError(f"model folder {path} does not exist" if local_path else f"model {cfg.name}: hf_id {cfg.hf_id!r} names the folder {path}, which does not exist")
+    return str(path)
+
+
+def base_record_id(cfg: ModelConfig, local_path: str | None = None) -> str:
+    """The base weights as a record names them, the same on every machine: the hub id, the folder as
+    configured, or `gguf:<package>/<file>` for the offline copy (never its path in this user's cache)."""
+    kind, named = _base_origin(cfg, local_path)
+    return f"gguf:{named}" if kind == "gguf" else named
 
 
 def tokenizer_source(cfg: ModelConfig, weights_source: str) -> str:
@@ -165,9 +195,10 @@ class ModelPair:
     num_layers: int
     device: torch.device
     dtype: torch.dtype
-    base_id: str
+    base_id: str  # as base_record_id names it: no path of this machine's cache
     finetuned_id: str
     adapter: str | None = None  # peft adapter name of this view when several adapters share `model`
+    base_model: str | None = None  # the configs/models name of the base
 
     @contextmanager
     def as_base(self) -> Iterator[nn.Module]:
@@ -248,7 +279,8 @@ def load_adapters(
     model.eval()
     model.requires_grad_(False)
     view = ModelPair(
-        tokenizer=tok, model=model, finetuned_full=None, num_layers=num_layers, device=dev, dtype=dt, base_id=source, finetuned_id=""  # type: ignore[arg-type]
+        tokenizer=tok, model=model, finetuned_full=None, num_layers=num_layers, device=dev, dtype=dt,
+        base_id=base_record_id(cfg, base_path), finetuned_id="", base_model=cfg.name,  # type: ignore[arg-type]
     )
     return {variant: replace(view, finetuned_id=ref.source, adapter=names[variant]) for variant, ref in refs.items()}
 
@@ -279,6 +311,7 @@ def load_pair(
         num_layers=base.config.num_hidden_layers,
         device=dev,
         dtype=dt,
-        base_id=source,
+        base_id=base_record_id(cfg, base_path),
+        base_model=cfg.name,
         finetuned_id=finetuned.source,
     )

@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from logitdiff.config.loader import Registry
 from logitdiff.core.cell import Cell
+from logitdiff.experiments.folders import check_writable_dir
 from logitdiff.experiments.grid import array_units, blackbox_cells, pass_groups, plan_cells, planned_blackbox, task_for_id
 from logitdiff.experiments.hub_preflight import check_hub_access, hub_needs
 from logitdiff.experiments.judge_choice import resolve_judge_id
@@ -72,18 +73,22 @@ def run_study(reg: Registry, settings: list[RunSettings]) -> RunSummary:
 
 def _run(reg: Registry, settings: RunSettings, grids: list[list[Cell]], todo: list[Cell], plot: bool, headline: str) -> RunSummary:
     _warn_shared_weights(reg, [c for cells in grids for c in cells])
+    # The store keeps corpus digests in the cache from its first lookup on, plotting included.
+    check_writable_dir(settings.cache_dir, "--cache-dir (or $LOGITDIFF_CACHE)")
     store = ResultsStore(settings.results_dir, drop_bos=settings.drop_bos, cache_dir=settings.cache_dir)
     if todo:
         needs = hub_needs(reg, store, todo, resolve_judge_id(settings.judge), overwrite=settings.overwrite, with_agent=settings.mode is Mode.full)
         check_hub_access(needs)
     # torch and transformers load only after the hub check, so a doomed run ends in seconds.
     from logitdiff.experiments.cost import planned_requests
-    from logitdiff.experiments.preflight import check_run_inputs
+    from logitdiff.experiments.preflight import check_run_inputs, remove_debris
     from logitdiff.experiments.stages import Stages
     from logitdiff.judge.llm_judge import LLMJudge
     from logitdiff.report.build import build_report
 
     check_run_inputs(settings, todo, plot)
+    if todo:
+        remove_debris(settings)
     summary = RunSummary()
     blackbox = planned_blackbox(grids, todo)
     stages = Stages(reg, settings, store, summary, blackbox=blackbox)

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from tqdm import tqdm
 
 from logitdiff.config.schema import OrganismConfig
+from logitdiff.core.progress import progress as progress_bar
 from logitdiff.judge.tokens import normalize_token
 from logitdiff.llm.client import LLMCallError
 from logitdiff.results.graded import Agreement, Candidate, CandidateList, GradedList, Label, OrderingResult, RelevanceMetrics
@@ -157,7 +157,7 @@ async def grade_lists(judge: Judge, organism: OrganismConfig, frequent: list[str
     """Grade every list concurrently (the judge's client bounds the requests in flight); results in input
     order. `samples`: each list's sample identity (default: none, so equal lists share cached answers)."""
     samples = samples if samples is not None else [JudgeSample()] * len(lists)
-    with tqdm(total=len(lists), desc=f"judge {judge.id}", unit="list", disable=not progress) as bar:
+    with progress_bar(len(lists), f"judge {judge.id}", "list", enabled=progress) as bar:
         async def one(cl: CandidateList, sample: JudgeSample) -> GradedList:
             graded = await grade_list(judge, organism, frequent, cl, agreement, trivial_unavailable, sample)
             bar.update(1)

@@ -320,15 +320,24 @@ class LLMClient:
             return
         client = openai.OpenAI(api_key=self._api_key(), base_url=self.spec.base_url, timeout=PREFLIGHT_TIMEOUT_S, max_retries=1)
         try:
-            client.models.list()
+            listing = client.models.with_raw_response.list()
         except openai.AuthenticationError as exc:
             raise UserError(f"the {self.role} {self.spec.id} rejected the API key ({_describe(exc, self._key)}): check {self.spec.api_key_env}") from exc
         except openai.APIConnectionError as exc:
             raise UserError(f"cannot reach {self.spec.base_url} for the {self.role} {self.spec.id} ({_describe(exc, self._key)}): check the network or the base URL") from exc
         except openai.APIStatusError:
-            pass  # the server answered; some servers simply do not list models
+            return  # the server answered; some servers simply do not list models
         finally:
             client.close()
+        try:
+            json.loads(listing.text)
+        except ValueError:
+            # A web page (a proxy's login, a URL without /v1) would fail every request later, one by one.
+            kind = listing.headers.get("content-type", "no content type").split(";")[0]
+            raise UserError(
+                f"{self.spec.base_url} answered /models with a {kind} page, not JSON, for the {self.role} {self.spec.id}: "
+                "the base URL must be an OpenAI-compatible API (it usually ends in /v1)"
+            ) from None
 
 
 def _settle(in_flight: dict[str, asyncio.Future[Completion]], key: str, done: asyncio.Future[Completion]) -> None:
