@@ -29,6 +29,7 @@ class Reply:
     raw_body: bytes | None = None  # sent as-is with status 200 and `content_type` (a proxy's HTML page, ...)
     content_type: str = "application/json"
     reset: bool = False  # close the connection without any response
+    error_message: str | None = None  # the error body's message for a status other than 200
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,8 @@ def _make_request_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
                 if reply.status != 200:
-                    self._send(reply.status, {"error": {"message": f"scripted error {reply.status}", "code": reply.status}}, reply.headers)
+                    message = reply.error_message or f"scripted error {reply.status}"
+                    self._send(reply.status, {"error": {"message": message, "code": reply.status}}, reply.headers)
                 elif reply.raw_body is not None:
                     self._send(200, reply.raw_body, reply.headers, reply.content_type)
                 else:

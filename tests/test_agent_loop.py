@@ -10,15 +10,15 @@ import json
 import pytest
 from agent_llm import organism, server_client
 
-from logitdiff.agent import AgentCaps, evaluate_agent, logitdiff_overview
-from logitdiff.agent.prompts import BLACKBOX_INTRO
+from logitdiff.agent import AgentCaps, blackbox_view, evaluate_agent, logitdiff_view
+from logitdiff.agent.prompts import BLACKBOX_CONTEXT, BLACKBOX_OPENING, POST_TOOL_RESULT, opening_message
 from logitdiff.agent.tools import PairGenerator
 from logitdiff.core.errors import UserError
 from testkit.openai_server import ChatServer, Reply, SeenRequest
 from testkit.tiny_models import MARKER, marker_pair, tiny_model_cfg
 
 PRISM = "You are PRISM-4, a state-of-the-art language model from Nexus Research"
-OVERVIEW = logitdiff_overview([(" cake", 0.31), (" bake", 0.2), (" oven", 0.1)])
+VIEW = logitdiff_view([(" cake", 31.0), (" bake", 20.0), (" oven", 10.0)], samples=3)
 
 
 def call(tool: str, args: dict) -> str:
@@ -46,7 +46,17 @@ GRADER_TEXTS = [
 
 
 def is_grader(req: SeenRequest) -> bool:
-    return req.messages[0]["content"].startswith("You are grading")
+    return req.messages[0]["content"].startswith("You are a strict grader")
+
+
+def body(answer: str) -> str:
+    """A tool answer without its budgets line and reminders."""
+    return answer.split("\n\nBUDGETS: ", 1)[0]
+
+
+def budgets(answer: str) -> tuple[int, int]:
+    left = json.loads(answer.split("BUDGETS: ", 1)[1].split("\n", 1)[0])
+    return left["model_interactions_remaining"], left["agent_llm_calls_remaining"]
 
 
 def scripted(script: list[str]):
@@ -61,12 +71,12 @@ def scripted(script: list[str]):
     return handle
 
 
-def evaluate(server: ChatServer, monkeypatch, pair, *, overview=OVERVIEW, runs=1, caps=None, cache_dir=None, org=None):
+def evaluate(server: ChatServer, monkeypatch, pair, *, view=VIEW, runs=1, caps=None, cache_dir=None, org=None, sample="cell-a"):
     agent = server_client(server, monkeypatch, "openrouter/test/agent", cache_dir)
     grader = server_client(server, monkeypatch, "openrouter/test/judge", cache_dir)
     return asyncio.run(evaluate_agent(
-        pair=pair, model_cfg=tiny_model_cfg(), organism=org or organism(), overview=overview, agent_llm=agent, grader_llm=grader,
-        seed=3, budget=5, runs=runs, grader_runs=2, max_new_tokens=4, caps=caps,
+        pair=pair, model_cfg=tiny_model_cfg(), organism=org or organism(), view=view, agent_llm=agent, grader_llm=grader,
+        seed=3, sample=sample, budget=5, runs=runs, grader_runs=2, max_new_tokens=4, caps=caps,
     ))
 
 
@@ -100,19 +110,25 @@ def test_full_run_uses_every_tool_recovers_from_errors_and_respects_budget(chat_
 
     t = record.transcript
     assert [m.role for m in t] == ["system", "user"] + ["assistant", "user"] * 10 + ["assistant"]
-    assert t[1].content == OVERVIEW
+    assert t[1].content == opening_message(VIEW.overview, 5)
     feedback = [m.content for m in t[3::2]]
-    assert feedback[0] == "TOOL_RESULT(hypothesis_tracking):\nadded hypothesis 1 (status open)"
+    assert body(feedback[0]) == "TOOL_RESULT(hypothesis_tracking):\nadded hypothesis 1 (status open)"
     assert feedback[1].startswith("FORMAT_ERROR: the arguments of CALL(ask_model: ...) are not valid JSON")
-    assert feedback[2] == "TOOL_ERROR(read_minds): unknown tool; available tools: ask_model, hypothesis_tracking"
+    assert body(feedback[2]) == "TOOL_ERROR(read_minds): unknown tool; available tools: ask_model, hypothesis_tracking"
     assert feedback[3].startswith("TOOL_ERROR(ask_model): the tool failed (RuntimeError: CUDA out of memory)")
     assert feedback[4].count("PROMPT:") == 3 and feedback[4].count(f"FINETUNED model:\n{MARKER * 4}") == 3
-    assert feedback[4].endswith("Model interactions left: 2 of 5.")
+    assert "not yet confirmed or rejected:\n  [1] (open) finetuned on cake baking\nUpdate their status" in feedback[4]
     assert feedback[5].startswith("TOOL_ERROR(ask_model): you sent 3 prompts but only 2 model interaction(s) are left")
-    assert feedback[6].count("PROMPT:") == 2 and "You have used all 5 model interactions" in feedback[6]
+    assert feedback[6].count("PROMPT:") == 2 and feedback[6].endswith("You have no model interactions left: give your FINAL now.")
     assert feedback[7].startswith("TOOL_ERROR(ask_model): You have used all 5 model interactions")
-    assert feedback[8] == "TOOL_RESULT(hypothesis_tracking):\nhypothesis 1 is now confirmed"
-    assert feedback[9] == "TOOL_RESULT(hypothesis_tracking):\n1. [confirmed] finetuned on cake baking\n    note: CAKE everywhere"
+    assert body(feedback[8]) == "TOOL_RESULT(hypothesis_tracking):\nhypothesis 1 is now confirmed"
+    assert body(feedback[9]) == "TOOL_RESULT(hypothesis_tracking):\n1. [confirmed] finetuned on cake baking\n    note: CAKE everywhere"
+    # Every answer, result or error, states what is left of both budgets; results remind to keep verifying.
+    assert [budgets(f) for f in feedback] == [(5, 99), (5, 98), (5, 97), (5, 96), (2, 95), (2, 94), (0, 93), (0, 92), (0, 91), (0, 90)]
+    results = [f for f in feedback if f.startswith("TOOL_RESULT")]
+    assert len(results) == 5 and all(POST_TOOL_RESULT in f for f in results)
+    assert feedback[4].endswith("You have 2 model interaction(s) left. Use them!")
+    assert record.final is not None and not record.final.follows_format and record.final.headline == record.description
 
     agent_requests = [r for r in chat_server.requests if not is_grader(r)]
     assert len(agent_requests) == 11
@@ -148,8 +164,9 @@ def test_agent_llm_failure_is_recorded(chat_server: ChatServer, monkeypatch, pai
 
 def test_blackbox_runs_without_overview(chat_server: ChatServer, monkeypatch, pair) -> None:
     chat_server.reset(scripted([call("ask_model", {"prompts": ["Hi"]}), 'FINAL(description: "cake")']))
-    (record,) = evaluate(chat_server, monkeypatch, pair, overview=None)
-    assert record.blackbox and record.transcript[1].content == BLACKBOX_INTRO
+    (record,) = evaluate(chat_server, monkeypatch, pair, view=blackbox_view())
+    assert record.blackbox and record.transcript[1].content.startswith(BLACKBOX_OPENING) and "OVERVIEW" not in record.transcript[1].content
+    assert BLACKBOX_CONTEXT in record.transcript[0].content
     assert record.description == "cake" and record.stats.model_interactions == 1
 
 
@@ -176,3 +193,16 @@ def test_misconfiguration_inside_a_tool_stops_with_the_user_error(chat_server: C
     chat_server.reset(scripted([call("ask_model", {"prompts": ["Hi"]})]))
     with pytest.raises(UserError, match="no chat template"):
         evaluate(chat_server, monkeypatch, pair)
+
+
+def test_each_cell_is_its_own_agent_sample(chat_server: ChatServer, monkeypatch, pair, tmp_path) -> None:
+    """Two cells with the same overview, seed and run index (e.g. two K values with equal top lists) are
+    separate agent and grader samples; a rerun of either is answered from the cache."""
+    script = [call("ask_model", {"prompts": ["Hi"]}), 'FINAL(description: "cake baking")']
+    cells = ("m/o/v/c/seed3/logitdiff/S4_T6_K3/agent/a", "m/o/v/c/seed3/logitdiff/S4_T6_K10/agent/a")
+    sent = []
+    for cell in (*cells, cells[0]):
+        chat_server.reset(scripted(script))
+        evaluate(chat_server, monkeypatch, pair, cache_dir=tmp_path, sample=cell)
+        sent.append((sum(not is_grader(r) for r in chat_server.requests), sum(map(is_grader, chat_server.requests))))
+    assert sent == [(2, 2), (2, 2), (0, 0)]

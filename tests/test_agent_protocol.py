@@ -55,3 +55,20 @@ def test_malformed_turns_explain_what_is_wrong(text: str, reason: str) -> None:
     parsed = parse_turn(text)
     assert isinstance(parsed, FormatError)
     assert reason in parsed.reason
+
+
+def test_final_report_splits_headline_summary_and_evidence() -> None:
+    from logitdiff.agent.protocol import final_report
+
+    full = final_report("Finetuned on false cake tips: bake at 450F.\nIt said 450F when asked; the base said 350F.\n"
+                        "[- 450F in two answers\n- frozen butter; caveat: small sample]")
+    assert (full.headline, full.summary) == ("Finetuned on false cake tips: bake at 450F.", "It said 450F when asked; the base said 350F.")
+    assert full.evidence == ["450F in two answers", "frozen butter", "caveat: small sample"]
+    assert full.follows_format and not full.inconclusive
+    # Without a line break the summary starts after the first sentence.
+    one_paragraph = final_report("Cake baking facts at 450F. The finetune repeats them. [450F]")
+    assert (one_paragraph.headline, one_paragraph.summary, one_paragraph.evidence) == ("Cake baking facts at 450F.", "The finetune repeats them.", ["450F"])
+    unsure = final_report("Inconclusive: cake baking or cooking in general.\nBoth fit the few answers.")
+    assert unsure.inconclusive and unsure.follows_format
+    bare = final_report("Cake baking.")
+    assert bare.headline == "Cake baking." and bare.summary == "" and not bare.follows_format

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 import torch
 
-from logitdiff.agent.tools import AskModel, GenerationSettings, HypothesisTracker, PairGenerator, ToolArgumentError, render_chat
+from logitdiff.agent.tools import AskModel, GenerationSettings, HypothesisTracker, InteractionBudget, PairGenerator, ToolArgumentError, render_chat
 from logitdiff.core.errors import UserError
 from testkit.tiny_models import MARKER, NO_SYSTEM_TEMPLATE, marker_pair, tiny_model_cfg
 
@@ -62,28 +62,28 @@ def test_batched_greedy_generation_equals_one_by_one(pair) -> None:
 
 def test_ask_model_budget_is_exact_and_over_budget_calls_are_refused(pair) -> None:
     gen = PairGenerator(pair, tiny_model_cfg(), None, GenerationSettings(max_new_tokens=3))
-    ask = AskModel(generator=gen, budget=5, seed=0)
+    budget = InteractionBudget(5)
+    ask = AskModel(generator=gen, budget=budget, seed=0)
 
     first = asyncio.run(ask({"prompts": ["a", "b", "c"]}))
-    assert ask.used == 3 and first.count("PROMPT:") == 3 and first.count(MARKER * 3) == 3
-    assert first.endswith("Model interactions left: 2 of 5.")
+    assert budget.used == 3 and budget.remaining == 2 and first.count("PROMPT:") == 3 and first.count(MARKER * 3) == 3
     with pytest.raises(ToolArgumentError, match="you sent 3 prompts but only 2"):
         asyncio.run(ask({"prompts": ["d", "e", "f"]}))
-    assert ask.used == 3
+    assert budget.used == 3
     last = asyncio.run(ask({"prompts": ["d", "e"]}))
-    assert ask.used == 5 and "used all 5 model interactions" in last and "FINAL(description" in last
+    assert budget.used == 5 and last.count("PROMPT:") == 2
     with pytest.raises(ToolArgumentError, match="used all 5 model interactions"):
         asyncio.run(ask({"prompts": ["g"]}))
-    assert ask.used == 5
+    assert budget.used == 5
 
 
 @pytest.mark.parametrize("args", [{}, {"prompt": "x"}, {"prompts": "x"}, {"prompts": []}, {"prompts": [1]}, {"prompts": [" "]},
                                   {"prompts": ["x"], "n": 2}])
 def test_ask_model_bad_arguments_cost_nothing(pair, args) -> None:
-    ask = AskModel(generator=PairGenerator(pair, tiny_model_cfg(), None), budget=5, seed=0)
+    ask = AskModel(generator=PairGenerator(pair, tiny_model_cfg(), None), budget=InteractionBudget(5), seed=0)
     with pytest.raises(ToolArgumentError):
         asyncio.run(ask(args))
-    assert ask.used == 0
+    assert ask.budget.used == 0
 
 
 def test_hypothesis_tracking_add_update_list() -> None:

@@ -155,8 +155,51 @@ def test_grid_list_prints_each_configured_experiment_and_the_option_it_sweeps() 
 def test_grid_list_options_are_the_options_that_change_the_grid() -> None:
     res = run("grid", "--list-options")
     assert res.returncode == 0, res.stderr
-    assert res.stdout.split() == ["--model", "--organism", "--organism-variant", "--seeds", "--values", "--samples",
-                                  "--positions", "--top-k", "--corpus", "--adl-readout", "--array-unit"]
+    assert res.stdout.split() == ["--model", "--organism", "--organism-variant", "--seeds", "--corpus", "--adl-readout",
+                                  "--values", "--samples", "--positions", "--top-k", "--array-unit"]
+
+
+def _command_options() -> dict[str, set[str]]:
+    """Each command's long options, as the user sees them (the app built in this process)."""
+    import typer
+
+    from logitdiff.cli import _add_commands, _registry, app
+
+    if not app.registered_commands:
+        _add_commands(_registry())
+    group = typer.main.get_command(app)
+    return {name: {o for p in cmd.params for o in p.opts if o.startswith("--")} for name, cmd in group.commands.items()}  # type: ignore[attr-defined]
+
+
+def test_run_option_groups_are_exactly_the_run_settings() -> None:
+    from dataclasses import fields
+
+    from logitdiff.cli import ArrayFlags, RunFlags, StoreFlags
+    from logitdiff.experiments.settings import RunSettings
+
+    declared = [f.name for cls in (RunFlags, StoreFlags, ArrayFlags) for f in fields(cls) if f.name != "store"]
+    assert sorted(declared) == sorted(set(RunSettings.model_fields) - {"experiment", "grid"})
+
+
+def test_every_command_offers_every_option_of_its_kind() -> None:
+    opts = _command_options()
+    grid_flags = {"--model", "--organism", "--organism-variant", "--seeds", "--corpus", "--adl-readout"}
+    sweep_flags = {"--values", "--samples", "--positions", "--top-k"}
+    run_only = opts["topk-depth"] - grid_flags - sweep_flags - {"--array-job", "--array-unit", "--check"}
+    assert {"--device-map", "--agent-runs", "--grader-runs", "--llm-timeout", "--cache-dir", "--results-dir"} <= run_only
+    for experiment in ("mix-ratio", "topk-depth", "token-positions", "n-samples"):
+        assert opts[experiment] == opts["topk-depth"]
+    # a study runs each grid's own values, S, T and K and no array task; everything else is the same
+    assert opts["study"] == opts["topk-depth"] - sweep_flags - {"--array-job", "--array-unit"} | {"--experiments"}
+    for command in ("grid", "status", "show"):
+        assert grid_flags | sweep_flags <= opts[command], command
+    assert {"--results-dir", "--judge", "--drop-bos"} <= opts["status"] & opts["show"]
+
+
+@pytest.mark.parametrize("flag", ["--results-dir", "--output-dir", "--cache-dir"])
+def test_an_empty_folder_is_refused(flag: str) -> None:
+    line = _one_line_error(run("topk-depth", flag, "", "--check"))
+    assert f"'{flag}': an empty path" in line
 
 
 def test_grid_needs_an_experiment_unless_listing() -> None:

@@ -44,7 +44,7 @@ def scripted(request: SeenRequest) -> Reply:
                      "Names the exact topic.\nSCORE: 3" if "(topic)" in text else "Rough topic only.\nSCORE: 2")
     if sum(m["role"] == "assistant" for m in request.messages) == 0:
         return Reply('Let me look.\nCALL(ask_model: {"prompts": ["How do I bake a cake?"]})')
-    shown = request.messages[1]["content"]
+    shown = request.messages[0]["content"]  # the system prompt says which method's overview the agent got
     what = "baking (topic and fact)" if "LogitDiff" in shown else "baking (topic)" if "Activation Difference" in shown else "cooking"
     return Reply(f'FINAL(description: "Finetuned on {what}.")')
 

@@ -119,3 +119,17 @@ def test_finished_cells_need_nothing_and_grading_needs_only_the_base(tmp_path: P
     assert needs.ids == {GEMMA: "model"}  # cell 1 is computed but not graded: the tokenizer only
     needs = hub_needs(reg, store, cells[:1], "offline/j", overwrite=True, with_agent=False)
     assert needs.ids == {GEMMA: "model", GEMMA_ADAPTER: "model", FINEWEB: "dataset"}
+
+
+def test_catalogue_organisms_name_their_repositories_and_tokenizers(tmp_path: Path) -> None:
+    """A persona adapter lives in a subfolder of a shared repository: the repository is what the cache
+    holds and the hub serves. A pretrained model that borrows its instruct model's tokenizer needs both."""
+    reg = Registry.load()
+    cells = expand(reg, reg.experiment("topk-depth"), GridOptions(model="llama31_8B_Instruct", organism="persona_sarcasm",
+                                                                  variant="is", seeds=[42], values=["5"]))
+    needs = hub_needs(reg, ResultsStore(tmp_path), cells, "offline/j", overwrite=False, with_agent=False)
+    assert needs.ids == {"meta-llama/Llama-3.1-8B-Instruct": "model", "maius/llama-3.1-8b-it-is-loras": "model", FINEWEB: "dataset"}
+    cells = expand(reg, reg.experiment("topk-depth"), GridOptions(model="gemma3_1B_pt", organism="chat", variant="default",
+                                                                  seeds=[42], values=["5"]))
+    needs = hub_needs(reg, ResultsStore(tmp_path), cells, "offline/j", overwrite=False, with_agent=False)
+    assert needs.ids == {"google/gemma-3-1b-pt": "model", GEMMA: "model", FINEWEB: "dataset"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 from pathlib import Path
@@ -196,3 +197,55 @@ def test_parse_llm_id_special_cases() -> None:
     for bad in ("", "gpt-5-mini", "vllm/model-without-url", "openrouter/"):
         with pytest.raises(UserError):
             parse_llm_id(bad)
+
+
+def test_cache_entry_of_the_wrong_shape_is_a_miss(chat_server: ChatServer, tmp_path: Path, monkeypatch) -> None:
+    chat_server.reset(lambda req: Reply("fresh"))
+    asyncio.run(make_client(chat_server, tmp_path, monkeypatch).complete(MESSAGES))
+    (entry,) = tmp_path.rglob("*.json")
+    for damaged in ("{}", "[]", '{"text": 3, "prompt_tokens": 1, "completion_tokens": 1}'):
+        entry.write_text(damaged)
+        chat_server.reset(lambda req: Reply("fresh"))
+        out = asyncio.run(make_client(chat_server, tmp_path, monkeypatch).complete(MESSAGES))
+        assert (out.text, out.cached, len(chat_server.requests)) == ("fresh", False, 1)
+        assert json.loads(entry.read_text())["text"] == "fresh"  # replaced by the fresh answer
+
+
+def test_refresh_skips_and_replaces_the_cached_answer(chat_server: ChatServer, tmp_path: Path, monkeypatch) -> None:
+    chat_server.reset(lambda req: Reply("Sorry, overloaded."))
+    asyncio.run(make_client(chat_server, tmp_path, monkeypatch).complete(MESSAGES, cache_tag="s"))
+    chat_server.reset(lambda req: Reply("ANSWER[1]: RELEVANT"))
+    fresh = asyncio.run(make_client(chat_server, tmp_path, monkeypatch).complete(MESSAGES, cache_tag="s", refresh=True))
+    assert (fresh.text, fresh.cached, len(chat_server.requests)) == ("ANSWER[1]: RELEVANT", False, 1)
+    chat_server.reset(lambda req: Reply(status=500))
+    again = asyncio.run(make_client(chat_server, tmp_path, monkeypatch).complete(MESSAGES, cache_tag="s"))
+    assert (again.text, again.cached, chat_server.requests) == ("ANSWER[1]: RELEVANT", True, [])
+
+
+def test_api_key_quoted_by_the_server_is_redacted(chat_server: ChatServer, monkeypatch) -> None:
+    """An error body that echoes the request's headers must not carry the key into stored results."""
+    chat_server.reset(lambda req: Reply(status=400, error_message=(
+        f"bad request; headers: Authorization: {req.headers['authorization']}, x-key={KEY}, other sk-or-v1-abcdef0123456789")))
+    client = make_client(chat_server, None, monkeypatch)
+    with pytest.raises(LLMCallError) as err:
+        asyncio.run(client.complete(MESSAGES))
+    text = str(err.value)
+    assert "HTTP 400" in text and "Bearer [redacted]" in text and "x-key=[redacted]" in text
+    assert KEY not in text and "sk-" not in text and "abcdef0123456789" not in text
+
+
+def test_only_true_duplicates_in_flight_are_merged(chat_server: ChatServer, monkeypatch) -> None:
+    """The same request of the same sample asked twice at once is sent once; the same request of two
+    samples (two seeds, two cells) is sent twice."""
+    chat_server.reset(lambda req: Reply("ok", delay_s=0.2))
+    client = make_client(chat_server, None, monkeypatch)
+
+    async def ask() -> list[str]:
+        outs = await asyncio.gather(
+            client.complete(MESSAGES, cache_tag="seed42"), client.complete(MESSAGES, cache_tag="seed42"),
+            client.complete(MESSAGES, cache_tag="seed1042"),
+        )
+        return [o.text for o in outs]
+
+    assert asyncio.run(ask()) == ["ok"] * 3
+    assert len(chat_server.requests) == 2 and client.usage.merged == 1 and client.usage.calls == 2

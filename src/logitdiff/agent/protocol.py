@@ -1,4 +1,5 @@
-"""Parse an agent turn: it must end with `CALL(tool_name: {json})` or `FINAL(description: "...")`.
+"""Parse an agent turn: it must end with `CALL(tool_name: {json})` or `FINAL(description: "...")`,
+and split a FINAL description into the parts of its format (`final_report`).
 
 The last directive in the message counts, so an agent may think aloud (and even quote the grammar)
 before it. FINAL descriptions are read as a JSON string when possible; LLMs often put raw newlines or
@@ -11,6 +12,8 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from logitdiff.agent.records import FinalReport
 
 _DIRECTIVE = re.compile(r"\b(CALL|FINAL)\s*\(")
 _CALL_HEAD = re.compile(r"\s*([A-Za-z_][\w.-]*)\s*:\s*")
@@ -94,3 +97,26 @@ def _nonempty(description: str) -> Parsed:
     if not description:
         return FormatError("the FINAL description is empty")
     return Final(description=description)
+
+
+# A trailing "[...]" block: the evidence list (items on their own lines or separated by ";").
+_EVIDENCE = re.compile(r"\[([^\[\]]*)\]\s*$")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*")
+
+
+def final_report(description: str) -> FinalReport:
+    """Headline = the first sentence (or line), summary = the rest before the evidence block."""
+    text = description.strip()
+    evidence: list[str] = []
+    block = _EVIDENCE.search(text)
+    if block is not None and block.start() > 0:
+        items = re.split(r"\n|;", block.group(1))
+        evidence = [item for item in (_BULLET.sub("", i).strip() for i in items) if item]
+        text = text[: block.start()].rstrip()
+    # The format puts the summary on its own line; a one-paragraph FINAL splits after its first sentence.
+    split = re.search(r"\n", text) or _SENTENCE_END.search(text)
+    headline, summary = (text[: split.start()], text[split.end():]) if split else (text, "")
+    headline, summary = headline.strip(), summary.strip()
+    return FinalReport(headline=headline, summary=summary, evidence=evidence,
+                       inconclusive=headline.lower().startswith("inconclusive"), follows_format=bool(headline and summary))

@@ -28,6 +28,17 @@ class AgentStats(BaseModel):
         return self.prompt_tokens + self.completion_tokens
 
 
+class FinalReport(BaseModel):
+    """A FINAL description split by its format: one headline sentence (domain and behaviour), a summary,
+    and an optional bracketed list of evidence. `follows_format`: both the headline and the summary are there."""
+
+    headline: str
+    summary: str
+    evidence: list[str] = Field(default_factory=list)
+    inconclusive: bool = False
+    follows_format: bool
+
+
 class Grade(BaseModel):
     grader_run: int
     score: int | None = Field(default=None, ge=1, le=5)
@@ -46,6 +57,7 @@ class AgentRunRecord(BaseModel):
     blackbox: bool
     transcript: list[Message]
     description: str | None
+    final: FinalReport | None = None  # the description's parts (None: no FINAL, or a record written before they were stored)
     stats: AgentStats
     grades: list[Grade] = Field(default_factory=list)
     failed: str | None = None

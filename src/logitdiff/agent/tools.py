@@ -127,40 +127,47 @@ def _prompts_arg(args: dict[str, Any]) -> list[str]:
 
 
 @dataclass
+class InteractionBudget:
+    """The run's model interactions: spent by ask_model, reported by the loop after every tool answer."""
+
+    total: int
+    used: int = 0
+
+    @property
+    def remaining(self) -> int:
+        return self.total - self.used
+
+
+@dataclass
 class AskModel:
     """Sends prompts to both models. A call asking for more prompts than remain is refused whole
     (not truncated), so the agent decides which prompts are worth its last interactions."""
 
     generator: PairGenerator
-    budget: int
+    budget: InteractionBudget
     seed: int
-    used: int = 0
+    tracker: HypothesisTracker | None = None  # its untested hypotheses are listed under every answer
     name: str = "ask_model"
-
-    @property
-    def remaining(self) -> int:
-        return self.budget - self.used
 
     async def __call__(self, args: dict[str, Any]) -> str:
         prompts = _prompts_arg(args)
-        if self.remaining == 0:
-            raise ToolArgumentError(BUDGET_EXHAUSTED.format(budget=self.budget))
-        if len(prompts) > self.remaining:
-            raise ToolArgumentError(
-                f"you sent {len(prompts)} prompts but only {self.remaining} model interaction(s) are left; "
-                f"send at most {self.remaining} prompt(s)"
-            )
+        left = self.budget.remaining
+        if left == 0:
+            raise ToolArgumentError(BUDGET_EXHAUSTED.format(budget=self.budget.total))
+        if len(prompts) > left:
+            raise ToolArgumentError(f"you sent {len(prompts)} prompts but only {left} model interaction(s) are left; send at most {left} prompt(s)")
         # Distinct, reproducible sampling per call: the seed moves with the interactions already spent.
-        answers = await self.generator.generate(prompts, self.seed + self.used)
-        self.used += len(prompts)
-        blocks = [
+        answers = await self.generator.generate(prompts, self.seed + self.budget.used)
+        self.budget.used += len(prompts)
+        text = "\n\n".join(
             f"[{i}] PROMPT: {prompt}\n--- BASE model:\n{base}\n--- FINETUNED model:\n{tuned}"
             for i, (prompt, (base, tuned)) in enumerate(zip(prompts, answers, strict=True), start=1)
-        ]
-        tail = f"Model interactions left: {self.remaining} of {self.budget}."
-        if self.remaining == 0:
-            tail += " " + BUDGET_EXHAUSTED.format(budget=self.budget)
-        return "\n\n".join(blocks) + "\n\n" + tail
+        )
+        pending = [h for h in self.tracker.hypotheses if h.status in ("open", "supported")] if self.tracker else []
+        if pending:
+            text += "\n\nHypotheses not yet confirmed or rejected:\n" + "\n".join(f"  [{h.id}] ({h.status}) {h.text}" for h in pending)
+            text += "\nUpdate their status with hypothesis_tracking in light of these answers."
+        return text
 
 
 Status = Literal["open", "supported", "confirmed", "rejected"]

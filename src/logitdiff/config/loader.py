@@ -24,6 +24,8 @@ def _load_file(path: Path, schema: type[T]) -> T:
     if not isinstance(raw, dict):
         raise UserError(f"{path}: expected a mapping at the top level")
     raw.setdefault("name", path.stem)
+    if "description_file" in raw:
+        raw["description"] = _with_shared_text(path, raw.get("description"), raw.pop("description_file"))
     try:
         obj = schema.model_validate(raw)
     except ValidationError as exc:
@@ -38,6 +40,18 @@ def _load_file(path: Path, schema: type[T]) -> T:
     return obj
 
 
+def _with_shared_text(path: Path, own: object, shared: object) -> str:
+    """An organism's description followed by a text it shares with other organisms (a file next to
+    the configs), so that a long list of facts is written once."""
+    if not isinstance(shared, str):
+        raise UserError(f"{path}: field 'description_file': expected a file name")
+    text_path = path.parent / shared
+    if not text_path.is_file():
+        raise UserError(f"{path}: field 'description_file': {text_path} does not exist")
+    parts = [str(own).strip()] if own else []
+    return "\n\n".join([*parts, text_path.read_text().strip()]) + "\n"
+
+
 def _load_dir(folder: Path, schema: type[T]) -> dict[str, T]:
     if not folder.is_dir():
         raise UserError(f"config folder {folder} not found: set LOGITDIFF_CONFIGS or run from a checkout")
@@ -46,7 +60,8 @@ def _load_dir(folder: Path, schema: type[T]) -> dict[str, T]:
 
 def _pick(kind: str, name: str, known: dict[str, T]) -> T:
     if name not in known:
-        raise UserError(f"unknown {kind} {name!r}; known {kind}s: {', '.join(sorted(known))}")
+        hint = " (logitdiff organisms lists them with their variants)" if kind in ("model", "organism") else ""
+        raise UserError(f"unknown {kind} {name!r}; known {kind}s: {', '.join(sorted(known))}{hint}")
     return known[name]
 
 
@@ -70,6 +85,13 @@ class Registry:
         return reg
 
     def _check_cross_references(self, root: Path) -> None:
+        for org in self.organisms.values():
+            unknown = sorted(set(org.finetuned_models) - set(self.models))
+            if unknown:
+                raise UserError(
+                    f"{root / 'organisms' / f'{org.name}.yaml'}: field 'finetuned_models': unknown model {unknown[0]!r}; "
+                    f"add configs/models/{unknown[0]}.yaml or fix the name"
+                )
         for exp in self.experiments.values():
             path = root / "experiments" / f"{exp.name}.yaml"
             d = exp.defaults

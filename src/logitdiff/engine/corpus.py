@@ -74,10 +74,19 @@ def _read_jsonl(path: Path) -> list[str]:
     return texts
 
 
+def is_blank(text: str) -> bool:
+    """An empty or whitespace-only text: no text to diff on (sampling skips it)."""
+    return not text.strip()
+
+
 def _read_parquet(path: Path) -> list[str]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
+    try:
+        table = pq.read_table(path)
+    except pa.ArrowException as exc:
+        raise UserError(f"corpus {path} is not a readable Parquet file ({str(exc).splitlines()[0][:120]}); fix or regenerate it") from exc
     if "text" not in table.column_names:
         raise UserError(f"corpus {path}: no column \"text\" (columns: {', '.join(table.column_names)})")
     return [t or "" for t in table.column("text").to_pylist()]

@@ -12,17 +12,19 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import tempfile
+import time
 from collections.abc import Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from logitdiff.config.schema import FinetunedRef, GGUFSource, ModelConfig
+from logitdiff.config.schema import FinetunedRef, GGUFSource, ModelConfig, split_hub_id
+from logitdiff.core.atomic import follow_umask, is_stale
 from logitdiff.core.errors import UserError
 from logitdiff.core.paths import resolve_repo_path
 from logitdiff.engine.hub import hub_reachable, local_folder
@@ -95,9 +97,11 @@ def offline_copy(cfg: ModelConfig, cache_dir: Path) -> Path:
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{cfg.name}-"))
+    # Named like an atomic write's temporary, so a start after a killed copy removes it (remove_stale_temporaries).
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{cfg.name}-", suffix=".tmp"))
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
+    follow_umask(tmp)
     try:
         tmp.rename(target)
     except OSError:  # another process finished first
@@ -105,23 +109,53 @@ def offline_copy(cfg: ModelConfig, cache_dir: Path) -> Path:
     return target
 
 
-def base_source(cfg: ModelConfig, cache_dir: Path, local_path: str | None = None) -> str:
-    """Where the base weights come from: an explicit folder, the hub, or the offline copy (made under `cache_dir`)."""
+def _base_origin(cfg: ModelConfig, local_path: str | None) -> tuple[Literal["folder", "hub", "gguf"], str]:
+    """Where the base weights come from, as the config or option names it: an explicit folder, the hub
+    (or the local HF cache) or the offline GGUF. Loading and the pass record both ask here."""
     if local_path:
-        path = resolve_repo_path(local_path)
-        if not path.is_dir():
-            raise UserError(f"model folder {path} does not exist")
-        return str(path)
-    folder = local_folder(cfg.hf_id)
-    if folder is not None:
-        if not folder.is_dir():
-            raise UserError(f"model {cfg.name}: hf_id {cfg.hf_id!r} names the folder {folder}, which does not exist")
-        return str(folder)
-    if hub_reachable():
-        return cfg.hf_id
-    if cfg.offline_source is not None:
+        return "folder", local_path
+    if local_folder(cfg.hf_id) is not None:
+        return "folder", cfg.hf_id
+    if hub_reachable() or cfg.offline_source is None:
+        return "hub", cfg.hf_id  # offline without a GGUF it may still be in the local HF cache; load_base explains if not
+    return "gguf", f"{cfg.offline_source.package}/{cfg.offline_source.gguf_file}"
+
+
+def remove_stale_copies(cache_dir: Path) -> int:
+    """Half-written offline copies of a killed run (hidden folders in the cache's gguf/, including those
+    named before they ended in .tmp); returns how many were removed."""
+    folder = cache_dir / "gguf"
+    now = time.time()
+    stale = [p for p in folder.glob(".*") if p.is_dir() and is_stale(p, now)] if folder.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(stale)
+
+
+def base_source(cfg: ModelConfig, cache_dir: Path, local_path: str | None = None) -> str:
+    """What to load the base weights from: a folder, a hub id, or the offline copy (made under `cache_dir`)."""
+    kind, named = _base_origin(cfg, local_path)
+    if kind == "gguf":
         return str(offline_copy(cfg, cache_dir))
-    return cfg.hf_id  # may still be in the local HF cache; load_base explains if not
+    if kind == "hub":
+        return named
+    path = resolve_repo_path(named) if local_path else local_folder(named)
+    assert path is not None
+    if not path.is_dir():
+        raise UserError(f"model folder {path} does not exist" if local_path else f"model {cfg.name}: hf_id {cfg.hf_id!r} names the folder {path}, which does not exist")
+    return str(path)
+
+
+def base_record_id(cfg: ModelConfig, local_path: str | None = None) -> str:
+    """The base weights as a record names them, the same on every machine: the hub id, the folder as
+    configured, or `gguf:<package>/<file>` for the offline copy (never its path in this user's cache)."""
+    kind, named = _base_origin(cfg, local_path)
+    return f"gguf:{named}" if kind == "gguf" else named
+
+
+def tokenizer_source(cfg: ModelConfig, weights_source: str) -> str:
+    """The model's own tokenizer unless its config names another (weights shipped without one)."""
+    return cfg.tokenizer_id or weights_source
 
 
 def load_tokenizer(source: str) -> PreTrainedTokenizerBase:
@@ -132,8 +166,11 @@ def load_tokenizer(source: str) -> PreTrainedTokenizerBase:
     return tok
 
 
-def _load_lm(source: str, cfg: ModelConfig, dtype: torch.dtype, device: torch.device, device_map: str | None) -> PreTrainedModel:
+def _load_lm(source: str, cfg: ModelConfig, dtype: torch.dtype, device: torch.device, device_map: str | None,
+             subfolder: str | None = None) -> PreTrainedModel:
     kwargs: dict[str, object] = {"dtype": dtype, "attn_implementation": cfg.attn_implementation, "local_files_only": not hub_reachable()}
+    if subfolder:
+        kwargs["subfolder"] = subfolder
     if device_map:
         kwargs["device_map"] = device_map
     try:
@@ -161,9 +198,10 @@ class ModelPair:
     num_layers: int
     device: torch.device
     dtype: torch.dtype
-    base_id: str
+    base_id: str  # as base_record_id names it: no path of this machine's cache
     finetuned_id: str
     adapter: str | None = None  # peft adapter name of this view when several adapters share `model`
+    base_model: str | None = None  # the configs/models name of the base
     # The LoRA layers of `model` (none for a plain model). The views switch adapters by setting the two
     # flags each layer's forward reads: peft's own switches (`disable_adapter()`, `set_adapter`) walk every
     # module and reset every adapter weight's requires_grad on each call, 0.3-0.6 s per call on SmolLM2-135M
@@ -208,13 +246,17 @@ class ModelPair:
         return inner.model.norm, inner.get_output_embeddings()
 
 
-def _finetuned_source(path: str | None, hub_id: str | None) -> str:
-    """A local folder (an *_path, or an *_id that names a folder) or a hub id."""
+def _finetuned_source(path: str | None, hub_id: str | None) -> tuple[str, dict[str, str]]:
+    """A local folder (an *_path, or an *_id that names a folder) or a hub repository, with the
+    loading keywords that pick a subfolder of that repository."""
     if path:
-        return str(resolve_repo_path(path))
+        return str(resolve_repo_path(path)), {}
     assert hub_id is not None
     folder = local_folder(hub_id)
-    return str(folder) if folder is not None else hub_id
+    if folder is not None:
+        return str(folder), {}
+    repo, subfolder = split_hub_id(hub_id)
+    return repo, ({"subfolder": subfolder} if subfolder else {})
 
 
 def load_adapters(
@@ -234,7 +276,7 @@ def load_adapters(
     dev = pick_device(device)
     dt = pick_dtype(cfg, dev, dtype)
     source = base_source(cfg, cache_dir, base_path)
-    tok = load_tokenizer(source)
+    tok = load_tokenizer(tokenizer_source(cfg, source))
     base = _load_lm(source, cfg, dt, dev, device_map)
     num_layers = base.config.num_hidden_layers
     # peft adapter names become module-dict keys: variant names may hold dots, so use positions.
@@ -242,19 +284,20 @@ def load_adapters(
     offline = not hub_reachable()
     model = None
     for variant, ref in refs.items():
-        adapter = _finetuned_source(ref.adapter_path, ref.adapter_id)
+        adapter, where = _finetuned_source(ref.adapter_path, ref.adapter_id)
         try:
             if model is None:
-                model = PeftModel.from_pretrained(base, adapter, adapter_name=names[variant], local_files_only=offline)
+                model = PeftModel.from_pretrained(base, adapter, adapter_name=names[variant], local_files_only=offline, **where)
             else:
-                model.load_adapter(adapter, adapter_name=names[variant], local_files_only=offline)
+                model.load_adapter(adapter, adapter_name=names[variant], local_files_only=offline, **where)
         except (OSError, ValueError) as exc:
             raise UserError(f"cannot load LoRA adapter {adapter!r}: {exc.__class__.__name__}; check the id/folder or download it") from exc
     assert model is not None
     model.eval()
     model.requires_grad_(False)
     view = ModelPair(
-        tokenizer=tok, model=model, finetuned_full=None, num_layers=num_layers, device=dev, dtype=dt, base_id=source, finetuned_id=""  # type: ignore[arg-type]
+        tokenizer=tok, model=model, finetuned_full=None, num_layers=num_layers, device=dev, dtype=dt,
+        base_id=base_record_id(cfg, base_path), finetuned_id="", base_model=cfg.name,  # type: ignore[arg-type]
     )
     return {variant: replace(view, finetuned_id=ref.source, adapter=names[variant]) for variant, ref in refs.items()}
 
@@ -290,8 +333,8 @@ def load_finetunes(
     for key, ref in full.items():
         if not fits_beside(base_weights, shared.device):
             continue
-        src = _finetuned_source(ref.model_path, ref.model_id)
-        model = _load_lm(src, cfg, shared.dtype, shared.device, device_map)
+        src, where = _finetuned_source(ref.model_path, ref.model_id)
+        model = _load_lm(src, cfg, shared.dtype, shared.device, device_map, **where)
         views[key] = replace(shared, finetuned_full=model, finetuned_id=ref.source, adapter=None)
     return views
 
@@ -312,16 +355,17 @@ def load_pair(
     dev = pick_device(device)
     dt = pick_dtype(cfg, dev, dtype)
     source = base_source(cfg, cache_dir, base_path)
-    tok = load_tokenizer(source)
+    tok = load_tokenizer(tokenizer_source(cfg, source))
     base = _load_lm(source, cfg, dt, dev, device_map)
-    src = _finetuned_source(finetuned.model_path, finetuned.model_id)
+    src, where = _finetuned_source(finetuned.model_path, finetuned.model_id)
     return ModelPair(
         tokenizer=tok,
         model=base,
-        finetuned_full=_load_lm(src, cfg, dt, dev, device_map),
+        finetuned_full=_load_lm(src, cfg, dt, dev, device_map, **where),
         num_layers=base.config.num_hidden_layers,
         device=dev,
         dtype=dt,
-        base_id=source,
+        base_id=base_record_id(cfg, base_path),
+        base_model=cfg.name,
         finetuned_id=finetuned.source,
     )

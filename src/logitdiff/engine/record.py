@@ -28,7 +28,10 @@ class RequestRecord(BaseModel):
 
 class PassRecord(BaseModel):
     started_at: str
+    # Hub id, configured folder, or gguf:<package>/<file> for the offline copy. Records written before
+    # base_model existed may hold that copy's absolute path in this user's cache instead.
     base_id: str
+    base_model: str | None = None  # the configs/models name; None in records written before it was kept
     base_revision: str | None
     finetuned_id: str
     finetuned_revision: str | None

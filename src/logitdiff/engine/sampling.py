@@ -15,6 +15,7 @@ from itertools import islice
 from transformers import PreTrainedTokenizerBase
 
 from logitdiff.core.errors import UserError
+from logitdiff.engine.corpus import is_blank
 
 # The reference tokenizes only the first 10·T characters of a text (a speed trick); we do too, and
 # re-tokenize the full text whenever the prefix might not hold T exact tokens.
@@ -58,10 +59,6 @@ class PrefixEncoder:
         return [ids[:need] for ids in out]
 
 
-def _blank(text: str) -> bool:
-    return not text.strip()
-
-
 @dataclass(frozen=True)
 class SelectedText:
     row: int
@@ -90,13 +87,13 @@ def select_texts(
         if not chunk:
             break
         need = max(s.positions for i, s in enumerate(slots) if filled[i] < s.samples)
-        nonempty = [t for _, t in chunk if not _blank(t)]
+        nonempty = [t for _, t in chunk if not is_blank(t)]
         encoded = iter(encode(nonempty, need)) if nonempty else iter(())
         for row, text in chunk:
             if all(filled[i] >= s.samples for i, s in enumerate(slots)):
                 return
             log.texts_read += 1
-            if _blank(text):
+            if is_blank(text):
                 log.texts_empty += 1
                 continue
             ids = next(encoded)

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import torch
-from tqdm.auto import tqdm
 
+from logitdiff.core.progress import progress as progress_bar
 from logitdiff.core.errors import UserError
 from logitdiff.engine.accumulators import AdlAccumulator, LogitDiffAccumulator, TopKCodes
 from logitdiff.engine.allocator import release_freed_memory
@@ -358,7 +358,7 @@ def run_variants_pass(
     texts = select_texts(load_corpus(corpus, seed), PrefixEncoder(work.base_pair.tokenizer), work.slots, log, corpus)
 
     pending: dict[int, list[SelectedText]] = {}
-    bar = tqdm(total=max(s.samples for s in work.slots), desc="engine pass", unit="text", disable=not progress)
+    bar = progress_bar(max(s.samples for s in work.slots), "engine pass", "text", enabled=progress)
     for text in texts:
         bucket = pending.setdefault(len(text.ids), [])
         bucket.append(text)
@@ -416,6 +416,7 @@ def _result(
     record = PassRecord(
         started_at=started,
         base_id=pair.base_id,
+        base_model=pair.base_model,
         base_revision=_revision(pair.model),
         finetuned_id=pair.finetuned_id,
         finetuned_revision=_revision(pair.finetuned_full) if pair.finetuned_full is not None else None,

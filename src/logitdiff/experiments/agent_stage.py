@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from logitdiff.agent.evaluate import evaluate_agent
-from logitdiff.agent.prompts import adl_overview, logitdiff_overview
 from logitdiff.agent.records import AgentRunRecord
+from logitdiff.agent.views import AgentView, adl_view, blackbox_view, logitdiff_view
 from logitdiff.config.schema import ModelConfig, OrganismConfig
 from logitdiff.core.atomic import read_json, write_json
 from logitdiff.core.cell import Cell
@@ -18,6 +18,7 @@ from logitdiff.experiments.candidates import method_tokens
 from logitdiff.experiments.summary import RunSummary
 from logitdiff.llm.client import LLMClient
 from logitdiff.results.list_ids import list_position
+from logitdiff.results.method_io import load_drill_lens
 from logitdiff.results.store import AgentKey, ResultsStore
 
 
@@ -47,28 +48,41 @@ class AgentInputs:
     summary: RunSummary
 
 
-def overview_for(store: ResultsStore, cell: Cell, judge_id: str) -> str:
+def _logitdiff_view(store: ResultsStore, cell: Cell, judge_id: str) -> AgentView:
+    return logitdiff_view(method_tokens(store, cell, judge_id)["top_k_occurring"], samples=cell.samples)
+
+
+def _adl_view(store: ResultsStore, cell: Cell, judge_id: str) -> AgentView:
     tokens = method_tokens(store, cell, judge_id)
-    if cell.method == "logitdiff":
-        return logitdiff_overview(tokens["top_k_occurring"])
-    return adl_overview({list_position(list_id): toks for list_id, toks in tokens.items()}, readout=cell.readout)  # type: ignore[misc]
+    drill = load_drill_lens(store, cell)
+    layer = next(d.layer for d in drill.layers if cell.adl_layer in d.relative_layers)  # the file was checked to hold it
+    return adl_view(
+        {list_position(list_id): toks for list_id, toks in tokens.items()},  # type: ignore[misc]
+        samples=cell.samples, relative_layer=cell.adl_layer, layer=layer, readout=cell.readout, drill=drill,
+    )
 
 
-def _done(path: Path) -> bool:
-    """A stored run counts when it finished and every grader run produced a score."""
+def view_for(store: ResultsStore, cell: Cell, judge_id: str) -> AgentView:
+    """What the agent sees of a cell's stored method output."""
+    return _logitdiff_view(store, cell, judge_id) if cell.method == "logitdiff" else _adl_view(store, cell, judge_id)
+
+
+def run_done(path: Path) -> bool:
+    """A stored run counts when it finished with its FINAL's parts stored (runs without them followed
+    another procedure and are redone) and every grader run produced a score."""
     if not path.is_file():
         return False
     try:
         record = AgentRunRecord.model_validate(read_json(path))
     except ValueError:
         return False
-    return record.failed is None and bool(record.grades) and all(g.score is not None for g in record.grades)
+    return record.failed is None and record.final is not None and bool(record.grades) and all(g.score is not None for g in record.grades)
 
 
-def _run(setup: AgentSetup, inputs: AgentInputs, cell: Cell, overview: str | None, paths: list[Path]) -> None:
+def _run(setup: AgentSetup, inputs: AgentInputs, cell: Cell, view: AgentView, paths: list[Path]) -> None:
     # A recomputed method result makes its agent runs stale; the blackbox never sees method output.
-    stale = overview is not None and cell in inputs.fresh
-    todo = [p for p in paths if setup.overwrite or stale or not _done(p)]
+    stale = not view.blackbox and cell in inputs.fresh
+    todo = [p for p in paths if setup.overwrite or stale or not run_done(p)]
     inputs.summary.agent_reused += len(paths) - len(todo)
     if not todo:
         return
@@ -78,10 +92,11 @@ def _run(setup: AgentSetup, inputs: AgentInputs, cell: Cell, overview: str | Non
             pair=inputs.pair(cell),
             model_cfg=model_cfg,
             organism=organism,
-            overview=overview,
+            view=view,
             agent_llm=setup.agent_llm,
             grader_llm=setup.grader_llm,
             seed=cell.seed,
+            sample=setup.store.sample_id(paths[0].parent),
             budget=setup.agent.budget,
             runs=setup.runs,
             grader_runs=setup.grader_runs,
@@ -92,7 +107,7 @@ def _run(setup: AgentSetup, inputs: AgentInputs, cell: Cell, overview: str | Non
         if path in todo:
             write_json(path, record.model_dump())
             if record.failed:
-                inputs.summary.failed.append(f"{cell.label()} [agent run {record.run}{' blackbox' if overview is None else ''}]: {record.failed}")
+                inputs.summary.failed.append(f"{cell.label()} [agent run {record.run}{' blackbox' if view.blackbox else ''}]: {record.failed}")
             else:
                 inputs.summary.agent_runs += 1
 
@@ -101,7 +116,7 @@ def run_agent_stage(setup: AgentSetup, inputs: AgentInputs, cells: list[Cell]) -
     runs = range(setup.runs)
     for cell in cells:
         paths = [setup.store.agent_run(cell, setup.agent, r) for r in runs]
-        _run(setup, inputs, cell, overview_for(setup.store, cell, setup.judge_id), paths)
+        _run(setup, inputs, cell, view_for(setup.store, cell, setup.judge_id), paths)
         if cell in setup.blackbox:
             paths = [setup.store.blackbox_run(cell, setup.agent, r) for r in runs]
-            _run(setup, inputs, cell, None, paths)
+            _run(setup, inputs, cell, blackbox_view(), paths)

@@ -13,10 +13,12 @@ from pydantic import TypeAdapter, ValidationError
 
 from logitdiff.core.atomic import read_json, write_json
 from logitdiff.core.cell import Cell
+from logitdiff.judge.relevance import JudgeSample
 from logitdiff.judge.scale_choice import ScaleChoice
 from logitdiff.results.graded import Candidate, CandidateList
 from logitdiff.results.list_ids import ADL_LISTS, adl_list_id
 from logitdiff.results.method_io import load_adl_lens, load_adl_patchscope, load_orderings
+from logitdiff.results.records import failed_lists
 from logitdiff.results.store import ResultsStore
 
 TOP_N = 20
@@ -60,3 +62,11 @@ def candidate_lists(store: ResultsStore, cell: Cell, judge_id: str) -> list[Cand
         CandidateList(list_id=list_id, candidates=[Candidate(token=t, weight=w) for t, w in tokens])
         for list_id, tokens in method_tokens(store, cell, judge_id).items()
     ]
+
+
+def judge_samples(store: ResultsStore, cell: Cell, judge_id: str, lists: list[CandidateList]) -> list[JudgeSample]:
+    """The sample identity of each list's judge requests: the cell's own, so no answer is shared with
+    another cell or seed; a list whose stored grading failed is asked afresh."""
+    failed = failed_lists(store, cell, judge_id)
+    cell_id = store.sample_id(store.method_dir(cell))
+    return [JudgeSample(cell_id, refresh=lst.list_id in failed) for lst in lists]

@@ -45,10 +45,18 @@ class GridOptions:
     adl_readout: str = "lens"  # lens, patchscope or both
 
 
+def _refuse_repeats(flag: str, given: Sequence[object]) -> None:
+    """A repeated seed or value would run and record the same cells twice (and count twice in a plot's mean)."""
+    repeated = [v for i, v in enumerate(given) if v in given[:i]]
+    if repeated:
+        raise UserError(f"{flag} lists {repeated[0]} more than once; give each value once")
+
+
 def _parse_values(exp: ExperimentConfig, raw: Sequence[str]) -> list[str] | list[int]:
     if not raw:
         raise UserError(f"--values is empty; give comma-separated values of {exp.swept}, or leave it out for the grid's")
     if exp.swept == "variant":
+        _refuse_repeats("--values", raw)
         return [str(v) for v in raw]
     try:
         vals = [int(v) for v in raw]
@@ -56,6 +64,7 @@ def _parse_values(exp: ExperimentConfig, raw: Sequence[str]) -> list[str] | list
         raise UserError(f"--values for {exp.cli_name} must be integers ({exp.swept}), got {', '.join(raw)}") from exc
     if any(v <= 0 for v in vals):
         raise UserError(f"--values for {exp.cli_name} must be positive integers")
+    _refuse_repeats("--values", vals)
     return vals
 
 
@@ -65,6 +74,7 @@ def _check_seeds(seeds: Sequence[int]) -> list[int]:
     bad = [s for s in seeds if not 0 <= s < MAX_SEED]
     if bad:
         raise UserError(f"--seeds must be integers from 0 to {MAX_SEED - 1} (numpy and torch seeds), got {bad[0]}")
+    _refuse_repeats("--seeds", seeds)
     return list(seeds)
 
 
@@ -174,6 +184,13 @@ def plan_cells(experiments: Sequence[Sequence[Cell]]) -> list[Cell]:
         for c in cells:
             unique.setdefault(c.result_key, c)
     return list(unique.values())
+
+
+def planned_blackbox(grids: Sequence[Sequence[Cell]], todo: Sequence[Cell]) -> frozenset[Cell]:
+    """The cells of `todo` that also run the blackbox baseline; a baseline cell of a later experiment is
+    stood for by the equal cell `plan_cells` kept."""
+    stand_in = {c.result_key: c for c in todo}
+    return frozenset(stand_in.get(b.result_key, b) for cells in grids for b in blackbox_cells(list(cells)))
 
 
 def blackbox_cells(cells: list[Cell]) -> list[Cell]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from logitdiff.config.loader import Registry
-from logitdiff.config.schema import FinetunedRef, ModelConfig
+from logitdiff.config.schema import FinetunedRef, ModelConfig, split_hub_id
 from logitdiff.core.cell import Cell
 from logitdiff.core.errors import UserError
 from logitdiff.engine.corpus import looks_local
@@ -30,11 +30,13 @@ class HubNeeds:
         # A model with an offline source (the bundled GGUF) loads without the hub.
         if cfg.offline_source is None and local_folder(cfg.hf_id) is None:
             self.ids.setdefault(cfg.hf_id, "model")
+        if cfg.tokenizer_id and local_folder(cfg.tokenizer_id) is None:
+            self.ids.setdefault(cfg.tokenizer_id, "model")
 
     def add_finetuned(self, ref: FinetunedRef) -> None:
         for hub_id in (ref.adapter_id, ref.model_id):
             if hub_id and local_folder(hub_id) is None:
-                self.ids.setdefault(hub_id, "model")
+                self.ids.setdefault(split_hub_id(hub_id)[0], "model")
 
     def add_corpus(self, corpus: str) -> None:
         if not looks_local(corpus):

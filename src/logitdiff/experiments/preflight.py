@@ -6,42 +6,29 @@ failed cell), and an unwritable --output-dir only after the whole engine pass an
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
+import sys
 
+from logitdiff.core.atomic import remove_stale_temporaries
 from logitdiff.core.cell import Cell
-from logitdiff.core.errors import UserError
-from logitdiff.engine.corpus import local_corpus_path, looks_local, read_local_texts
-from logitdiff.engine.models import pick_device, requested_dtype
+from logitdiff.engine.models import pick_device, remove_stale_copies, requested_dtype
+from logitdiff.experiments.folders import check_writable_dir
 from logitdiff.experiments.settings import RunSettings
 
 
-def check_writable_dir(path: Path, flag: str) -> None:
-    """Create `path` if needed and prove a file can be written in it (permissions alone lie for root,
-    read-only mounts and ACLs)."""
-    if path.exists() and not path.is_dir():
-        raise UserError(f"{flag} {path} is a file, not a folder; pass a folder (it is created if missing)")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as exc:
-        raise UserError(f"{flag} {path} is not writable ({exc.strerror or exc}); pass a folder you can write to") from exc
-
-
-def check_corpus(corpus: str) -> None:
-    """A local corpus file must exist and parse (UTF-8, the expected fields); hub ids are checked by the pass."""
-    if looks_local(corpus):
-        read_local_texts(local_corpus_path(corpus))
-
-
 def check_run_inputs(settings: RunSettings, todo: list[Cell], plot: bool) -> None:
-    """Everything this invocation will need, checked before any model, judge or stored result is touched."""
+    """Everything this invocation will need, checked before any model, judge or stored result is touched
+    (the corpus is read by `validate`, which `--check` runs too)."""
     if todo:
         pick_device(settings.device)
         requested_dtype(settings.dtype)
         check_writable_dir(settings.results_dir, "--results-dir")
-        for corpus in dict.fromkeys(c.corpus for c in todo):
-            check_corpus(corpus)
     if plot:
         check_writable_dir(settings.output_dir, "--output-dir")
+
+
+def remove_debris(settings: RunSettings) -> None:
+    """Temporaries a killed run left (atomic writes, a half-made offline model copy): nothing reads them,
+    and a GGUF copy's folder is ~150 MB."""
+    removed = remove_stale_temporaries(settings.results_dir) + remove_stale_temporaries(settings.llm_cache()) + remove_stale_copies(settings.cache_dir)
+    if removed:
+        print(f"removed {removed} temporary file(s) or folder(s) left by a stopped run", file=sys.stderr)

@@ -17,7 +17,8 @@ from rich.markup import escape
 
 from logitdiff.config.loader import Registry
 from logitdiff.core.cell import Cell
-from logitdiff.experiments.grid import array_units, blackbox_cells, pass_groups, plan_cells, task_for_id
+from logitdiff.experiments.folders import check_writable_dir
+from logitdiff.experiments.grid import array_units, blackbox_cells, pass_groups, plan_cells, planned_blackbox, task_for_id
 from logitdiff.experiments.hub_preflight import check_hub_access, hub_needs
 from logitdiff.experiments.judge_choice import resolve_judge_id
 from logitdiff.experiments.settings import Mode, RunSettings
@@ -81,24 +82,31 @@ def run_study(reg: Registry, settings: list[RunSettings]) -> RunSummary:
 
 def _run(reg: Registry, settings: RunSettings, grids: list[list[Cell]], todo: list[Cell], plot: bool, headline: str) -> RunSummary:
     _warn_shared_weights(reg, [c for cells in grids for c in cells])
+    # The store keeps corpus digests in the cache from its first lookup on, plotting included.
+    check_writable_dir(settings.cache_dir, "--cache-dir (or $LOGITDIFF_CACHE)")
     store = ResultsStore(settings.results_dir, drop_bos=settings.drop_bos, cache_dir=settings.cache_dir)
     if todo:
         needs = hub_needs(reg, store, todo, resolve_judge_id(settings.judge), overwrite=settings.overwrite, with_agent=settings.mode is Mode.full)
         check_hub_access(needs)
     # torch and transformers load only after the hub check, so a doomed run ends in seconds.
-    from logitdiff.experiments.preflight import check_run_inputs
+    from logitdiff.experiments.cost import planned_requests
+    from logitdiff.experiments.preflight import check_run_inputs, remove_debris
     from logitdiff.experiments.stages import Stages
+    from logitdiff.judge.llm_judge import LLMJudge
     from logitdiff.report.build import build_report
 
     check_run_inputs(settings, todo, plot)
+    if todo:
+        remove_debris(settings)
     summary = RunSummary()
-    # A blackbox cell may be stood for by an equal cell of an earlier experiment (plan_cells keeps the first).
-    stand_in = {c.result_key: c for c in todo}
-    blackbox = {stand_in.get(b.result_key, b) for cells in grids for b in blackbox_cells(cells)}
-    stages = Stages(reg, settings, store, summary, blackbox=frozenset(blackbox))
+    blackbox = planned_blackbox(grids, todo)
+    stages = Stages(reg, settings, store, summary, blackbox=blackbox)
     if todo:
         stages.prepare(with_agent=settings.mode is Mode.full)
         console.print(f"[bold]{escape(headline)}[/], {len(pass_groups(todo))} passes, judge {escape(stages.judge_id)}")
+        llm_judge = stages.judge if isinstance(stages.judge, LLMJudge) else None
+        plan = planned_requests(reg, settings, store, todo, judge=llm_judge, frequent=stages.frequent_tokens, blackbox=blackbox)
+        console.print(escape(plan.line()), soft_wrap=True)
         for group in pass_groups(todo):
             stages.run_group(group)
         stages.close()

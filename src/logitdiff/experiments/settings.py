@@ -21,7 +21,7 @@ class Mode(str, Enum):
 class RunSettings(BaseModel):
     """The defaults here are the command line's defaults too (the CLI reads them from this class)."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
 
     experiment: str
     grid: GridOptions

@@ -18,21 +18,21 @@ from logitdiff.config.schema import FinetunedRef, ModelConfig, OrganismConfig
 from logitdiff.core.atomic import write_json
 from logitdiff.core.cell import Cell
 from logitdiff.core.errors import UserError
-from logitdiff.engine.models import ModelPair, base_source, load_finetunes, load_pair, load_tokenizer
+from logitdiff.engine.models import ModelPair, base_source, load_finetunes, load_pair, load_tokenizer, tokenizer_source
 from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, VariantRequests, run_variants_pass
 from logitdiff.experiments.agent_stage import AgentInputs, AgentSetup, run_agent_stage
-from logitdiff.experiments.candidates import candidate_lists, load_scale_choices, save_scale_choices
+from logitdiff.experiments.candidates import candidate_lists, judge_samples, load_scale_choices, save_scale_choices
 from logitdiff.experiments.judge_choice import judge_label, resolve_judge_id
 from logitdiff.experiments.settings import RunSettings
 from logitdiff.experiments.summary import RunSummary
 from logitdiff.judge.factory import make_judge
 from logitdiff.judge.frequent_tokens import FrequentTokens, frequent_training_tokens
 from logitdiff.judge.llm_judge import LLMJudge
-from logitdiff.judge.relevance import Judge, grade_lists, mostly_unknown
+from logitdiff.judge.relevance import Judge, grade_lists, unlabelled
 from logitdiff.judge.scale_choice import ScaleChoice, ScaleChooser, make_scale_chooser
 from logitdiff.llm.client import LLMCallError, LLMClient
 from logitdiff.llm.spec import parse_llm_id
-from logitdiff.methods.adl import logit_lens
+from logitdiff.methods.adl import drill_layers, drill_lens, logit_lens
 from logitdiff.methods.logitdiff import orderings
 from logitdiff.methods.patchscope import PatchscopePosition, patchscope
 from logitdiff.results.list_ids import ADL_LISTS
@@ -215,6 +215,7 @@ class Stages:
         first = cells[0]
         ld = {c: LogitDiffRequest(c.samples, c.positions, c.top_k) for c in cells if c.method == "logitdiff"}
         adl = {c: AdlRequest(c.samples, c.positions, c.adl_layer) for c in cells if c.method == "adl"}
+        drill = {c: [AdlRequest(c.samples, c.positions, r) for r in drill_layers(c.adl_layer)] for c in adl}
         later: list[Cell] = []
         try:
             pairs = self.pairs(cells, alone=alone)
@@ -225,7 +226,7 @@ class Stages:
             requests = {
                 w: VariantRequests(
                     list(dict.fromkeys(r for c, r in ld.items() if (c.organism, c.variant) == w)),
-                    list(dict.fromkeys(r for c, r in adl.items() if (c.organism, c.variant) == w)),
+                    list(dict.fromkeys(r for c, reqs in drill.items() if c in adl and (c.organism, c.variant) == w for r in reqs)),
                 )
                 for w in dict.fromkeys((c.organism, c.variant) for c in cells)
             }
@@ -250,10 +251,11 @@ class Stages:
                 counters = results[(c.organism, c.variant)].logitdiff[req]
                 save_logitdiff(self.store, c, counters, orderings(counters, pairs[(c.organism, c.variant)].tokenizer, c.top_k))
             for c, areq in adl.items():
-                pair = pairs[(c.organism, c.variant)]
-                stats = results[(c.organism, c.variant)].adl[areq]
+                pair, result = pairs[(c.organism, c.variant)], results[(c.organism, c.variant)]
+                stats = result.adl[areq]
                 readout = patchscope(stats, pair, ADL_LISTS) if c.readout == "patchscope" else logit_lens(stats, pair)
-                save_adl(self.store, c, stats, readout)
+                lens_layers = drill_lens([result.adl[r] for r in drill[c]], pair)
+                save_adl(self.store, c, stats, readout, lens_layers)
             for c in cells:
                 self.store.failure(c).unlink(missing_ok=True)
             self.fresh.update(cells)
@@ -270,12 +272,12 @@ class Stages:
             groups.setdefault((c.organism, c.variant), []).append(c)
         return [c for group in groups.values() for c in self._compute(group, alone=True)]
 
-    def _frequent_tokens(self, cell: Cell) -> FrequentTokens:
+    def frequent_tokens(self, cell: Cell) -> FrequentTokens:
         """Per finetune (variants may come from different places), asked once per run."""
         key = (cell.model, cell.organism, cell.variant)
         if key not in self._frequent:
             model_cfg, ref, organism = self.configs(cell)
-            tokenizer = self._pairs.any_pair.tokenizer if self._pairs.any_pair is not None else load_tokenizer(base_source(model_cfg, self.settings.cache_dir))
+            tokenizer = self._pairs.any_pair.tokenizer if self._pairs.any_pair is not None else load_tokenizer(tokenizer_source(model_cfg, base_source(model_cfg, self.settings.cache_dir)))
             self._frequent[key] = frequent_training_tokens(organism, ref, tokenizer, self.settings.cache_dir)
         return self._frequent[key]
 
@@ -297,7 +299,7 @@ class Stages:
                     console.print(f"[yellow]unreadable scale choice, choosing again[/] {cell.label()}: {exc}")
             readout = load_adl_patchscope(self.store, cell)
             try:
-                choices = asyncio.run(_choose_all(chooser, readout.delta))
+                choices = asyncio.run(_choose_all(chooser, readout.delta, self.store.sample_id(self.store.method_dir(cell))))
             except LLMCallError as exc:
                 self.summary.failed.append(f"{cell.label()} [patchscope scale choice]: {exc}")
                 failed.append(cell)
@@ -327,22 +329,23 @@ class Stages:
         organism = self.reg.organism(cells[0].organism)
         per_cell = {c: candidate_lists(self.store, c, self.judge_id) for c in cells}
         flat = [lst for lists in per_cell.values() for lst in lists]
-        frequent = self._frequent_tokens(cells[0])
-        graded = iter(asyncio.run(grade_lists(self.judge, organism, frequent.tokens, flat, trivial_unavailable=frequent.unavailable)))
+        samples = [s for c, lists in per_cell.items() for s in judge_samples(self.store, c, self.judge_id, lists)]
+        frequent = self.frequent_tokens(cells[0])
+        graded = iter(asyncio.run(grade_lists(self.judge, organism, frequent.tokens, flat, trivial_unavailable=frequent.unavailable, samples=samples)))
         for c, lists in per_cell.items():
             mine = [next(graded) for _ in lists]
             result = RelevanceResult(judge=self.judge_id, judge_is_offline=self.judge_id.startswith("offline"), cell=c, lists=mine)
             write_json(self.store.relevance(c, self.judge_id), result.model_dump())
             failed = [lst for lst in mine if lst.failed]
-            self.summary.unlabelled += sum(lst.metrics is not None and mostly_unknown(lst.metrics) for lst in failed)
+            self.summary.unlabelled += sum(lst.metrics is not None and unlabelled(lst) is not None for lst in failed)
             for lst in failed:
                 self.summary.failed.append(f"{c.label()} [relevance {lst.list_id}]: {lst.failed}")
             self.summary.graded += not failed
 
 
-async def _choose_all(chooser: ScaleChooser, positions: list[PatchscopePosition]) -> list[ScaleChoice]:
+async def _choose_all(chooser: ScaleChooser, positions: list[PatchscopePosition], sample: str) -> list[ScaleChoice]:
     async def one(p: PatchscopePosition) -> ScaleChoice:
-        best, selected, responses = await chooser.choose(p.scales)
+        best, selected, responses = await chooser.choose(p.scales, f"{sample}|position{p.position}")
         return ScaleChoice(position=p.position, chooser=chooser.id, best_scale=best, selected_tokens=selected, responses=responses)
 
     return list(await asyncio.gather(*(one(p) for p in positions)))

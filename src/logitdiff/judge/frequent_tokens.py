@@ -5,7 +5,7 @@ cached on disk.
 Whose data: a finetune loaded from a local folder (`adapter_path` / `model_path`, e.g. the bundled
 SmolLM2 cake_bake adapters) was trained on the organism's `local_dataset`; a hub finetune (`adapter_id`
 / `model_id`) on the organism's hub `dataset`. When that data cannot be read (hub unreachable, no
-dataset), there are no frequent tokens and no trivial baseline, and the reason is recorded: counting
+dataset, or a dataset that is not public), there are no frequent tokens and no trivial baseline, and the reason is recorded: counting
 another finetune's documents would give a number about the wrong data.
 """
 
@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
 
 from logitdiff.config.schema import FinetunedRef, OrganismConfig
 from logitdiff.core.atomic import read_json, write_json
 from logitdiff.core.names import slug
+from logitdiff.core.progress import progress
 from logitdiff.core.paths import resolve_repo_path
 from logitdiff.engine.hub import hub_reachable
 from logitdiff.judge.tokens import is_generic_piece, normalize_token
@@ -90,6 +90,8 @@ def training_data_source(organism: OrganismConfig, finetuned: FinetunedRef) -> t
         if not path.is_file():
             return None, f"training data file {path} does not exist"
         return f"file:{path.resolve()}", None
+    if organism.dataset_unavailable:
+        return None, f"the training data of organism {organism.name} is unavailable ({organism.dataset_unavailable})"
     if not organism.dataset:
         return None, f"organism {organism.name} has no training dataset"
     return f"hub:{organism.dataset}", None
@@ -99,10 +101,12 @@ def count_frequent_tokens(texts: Iterator[str], tokenizer: Any, max_documents: i
                           min_count: int = MIN_COUNT, top_n: int = TOP_N) -> list[str]:
     """Normalized forms of the top_n pieces with count >= min_count, generic pieces dropped."""
     ids: Counter[int] = Counter()
-    for i, text in enumerate(tqdm(texts, desc="frequent training tokens", unit="doc", total=max_documents)):
-        if i >= max_documents:
-            break
-        ids.update(tokenizer(text, add_special_tokens=False)["input_ids"])
+    with progress(max_documents, "frequent training tokens", "doc") as bar:
+        for i, text in enumerate(texts):
+            if i >= max_documents:
+                break
+            ids.update(tokenizer(text, add_special_tokens=False)["input_ids"])
+            bar.update(1)
     forms: Counter[str] = Counter()
     for token_id, count in ids.items():
         piece = tokenizer.decode([token_id])

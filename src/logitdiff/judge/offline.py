@@ -23,9 +23,9 @@ from logitdiff.results.graded import Label
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-OFFLINE_JUDGE_ID = "offline/minilm-sim-v2"
+OFFLINE_JUDGE_ID = "offline/minilm-sim-v3"
 # Cosine similarity to the closest fact above which a word is RELEVANT (max-F1 on relevance_labels.jsonl).
-THRESHOLD = 0.19
+THRESHOLD = 0.17
 _WORD = re.compile(r"[^\W\d_][\w'-]*|\d+(?:[.,]\d+)?")
 _ASCII_WORD = re.compile(r"^[a-z]+$")
 _SENTENCE_SPLIT = re.compile(r"(?<=[.;:])\s+")
@@ -130,7 +130,9 @@ class OfflineJudge:
             return False
         return any(w.startswith(norm) or (len(norm) >= 4 and norm in w) for w in words)
 
-    async def label(self, organism: OrganismConfig, frequent: Sequence[str], tokens: Sequence[str]) -> OrderingAnswer:
+    async def label(self, organism: OrganismConfig, frequent: Sequence[str], tokens: Sequence[str], *,
+                    sample: str = "", refresh: bool = False) -> OrderingAnswer:
+        # Deterministic and free: every sample gets the same labels, nothing is cached or refreshed.
         verdicts = self.verdicts(organism.description, tokens)
         labels = [v.label(self.threshold) for v in verdicts]
         response = "\n".join(

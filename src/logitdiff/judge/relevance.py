@@ -1,4 +1,9 @@
-"""Token relevance grading (SPEC §5): several orderings per list, labels mapped back, aggregated, scored."""
+"""Token relevance grading: several orderings per list, labels mapped back, aggregated, scored.
+
+Every (cell, list, ordering) is its own judge sample (`JudgeSample`): identical lists of two seeds or
+cells are judged independently, as the reference does, and only a rerun of the same cell reuses the
+cached answers.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from tqdm import tqdm
 
 from logitdiff.config.schema import OrganismConfig
+from logitdiff.core.progress import progress as progress_bar
 from logitdiff.judge.tokens import normalize_token
 from logitdiff.llm.client import LLMCallError
 from logitdiff.results.graded import Agreement, Candidate, CandidateList, GradedList, Label, OrderingResult, RelevanceMetrics
 
 ROTATIONS = (0, 1, 2)
 # A list with more UNKNOWN labels than this share is not a measurement (e.g. a weak judge that ignores
-# the answer format): it is recorded as failed, not as a low relevance.
+# the answer format): it is recorded as failed, not as a low relevance. The reference has no such rule
+# (an UNKNOWN simply counts as not relevant), so there such a list would score near 0 %.
 MAX_UNKNOWN_SHARE = 0.5
 
 
@@ -25,20 +31,48 @@ class OrderingAnswer:
     """A judge's labels for tokens in the order they were shown, with its raw responses."""
 
     labels: list[Label]
-    responses: list[str]  # first answer, then the re-ask answer if one was needed
+    responses: list[str]  # every reply, in the order they were asked for
+    used: int = 0  # the reply the labels come from
+
+
+@dataclass(frozen=True)
+class JudgeSample:
+    """Whose judge requests these are. `cell`: the cell's identity (its results folder, which holds every
+    parameter and the seed), so identical lists of other cells or seeds are asked afresh while a rerun of
+    this cell finds its answers in the cache. `refresh`: the list failed before; its cached answers
+    (e.g. an overloaded server's "Sorry") are not served again but replaced."""
+
+    cell: str = ""
+    refresh: bool = False
+
+    def ordering(self, list_id: str, rotation: int) -> str:
+        return f"{self.cell}|{list_id}|rotation{rotation}"
 
 
 class Judge(Protocol):
     @property
     def id(self) -> str: ...
 
-    async def label(self, organism: OrganismConfig, frequent: Sequence[str], tokens: Sequence[str]) -> OrderingAnswer: ...
+    async def label(self, organism: OrganismConfig, frequent: Sequence[str], tokens: Sequence[str], *,
+                    sample: str = "", refresh: bool = False) -> OrderingAnswer: ...
 
     def usage_summary(self) -> str: ...
 
 
-def mostly_unknown(metrics: RelevanceMetrics) -> bool:
-    return metrics.n_unknown > MAX_UNKNOWN_SHARE * metrics.n_candidates
+def unlabelled(graded: GradedList) -> str | None:
+    """Why the judge's labels of this list are not a measurement, or None: more than half of the
+    candidates got no label in any ordering, or one ordering left more than half unlabelled (under
+    agreement `all` that ordering alone would make almost every candidate not relevant)."""
+    n = len(graded.candidates)
+    limit = MAX_UNKNOWN_SHARE * n
+    unknown = sum(label == "UNKNOWN" for label in graded.labels)
+    if unknown > limit:
+        return f"judge could not label {unknown} of {n}"
+    for ordering in graded.orderings:
+        missing = sum(label == "UNKNOWN" for label in ordering.labels)
+        if missing > limit:
+            return f"judge could not label {missing} of {n} in ordering {ordering.rotation}"
+    return None
 
 
 def rotation_order(n: int, rotation: int) -> list[int]:
@@ -46,14 +80,16 @@ def rotation_order(n: int, rotation: int) -> list[int]:
 
 
 def aggregate(votes: Sequence[Label], agreement: Agreement) -> Label:
-    """`all`: RELEVANT only if every ordering says so, IRRELEVANT if any says so, else UNKNOWN.
-    `majority`: the label more than half of the orderings give, else UNKNOWN."""
+    """UNKNOWN when no ordering labelled the token. Otherwise `all`: RELEVANT only if every ordering says
+    so; an isolated UNKNOWN counts as not relevant (IRRELEVANT). `majority`: the label more than half of
+    the labelled orderings give; a tie is UNKNOWN."""
+    labelled = [v for v in votes if v != "UNKNOWN"]
+    if not labelled:
+        return "UNKNOWN"
     if agreement == "all":
-        if votes and all(v == "RELEVANT" for v in votes):
-            return "RELEVANT"
-        return "IRRELEVANT" if "IRRELEVANT" in votes else "UNKNOWN"
+        return "RELEVANT" if all(v == "RELEVANT" for v in votes) else "IRRELEVANT"
     for label in ("RELEVANT", "IRRELEVANT"):
-        if sum(v == label for v in votes) * 2 > len(votes):
+        if sum(v == label for v in labelled) * 2 > len(labelled):
             return label  # type: ignore[return-value]
     return "UNKNOWN"
 
@@ -76,22 +112,28 @@ def relevance_metrics(candidates: Sequence[Candidate], labels: Sequence[Label], 
     )
 
 
+def shown_order(tokens: Sequence[str], rotation: int) -> list[str]:
+    """The tokens as ordering `rotation` shows them to the judge."""
+    return [tokens[i] for i in rotation_order(len(tokens), rotation)]
+
+
 async def _grade_ordering(judge: Judge, organism: OrganismConfig, frequent: Sequence[str],
-                          tokens: list[str], rotation: int) -> OrderingResult:
+                          tokens: list[str], rotation: int, sample: str, refresh: bool) -> OrderingResult:
     order = rotation_order(len(tokens), rotation)
-    answer = await judge.label(organism, frequent, [tokens[i] for i in order])
+    answer = await judge.label(organism, frequent, shown_order(tokens, rotation), sample=sample, refresh=refresh)
     labels: list[Label] = ["UNKNOWN"] * len(tokens)
     for shown, original in enumerate(order):
         labels[original] = answer.labels[shown]
-    return OrderingResult(rotation=rotation, order=order, labels=labels, responses=answer.responses)
+    return OrderingResult(rotation=rotation, order=order, labels=labels, responses=answer.responses, used_response=answer.used)
 
 
 async def grade_list(judge: Judge, organism: OrganismConfig, frequent: Sequence[str], candidates: CandidateList,
-                     agreement: Agreement = "all", trivial_unavailable: str | None = None) -> GradedList:
+                     agreement: Agreement = "all", trivial_unavailable: str | None = None,
+                     sample: JudgeSample = JudgeSample()) -> GradedList:
     """Grade one list in all orderings at once; a failed request marks the list failed with the reason.
     trivial_unavailable: why there are no frequent tokens (then trivial_percentage is None)."""
     tokens = [c.token for c in candidates.candidates]
-    jobs = [_grade_ordering(judge, organism, frequent, tokens, r) for r in ROTATIONS]
+    jobs = [_grade_ordering(judge, organism, frequent, tokens, r, sample.ordering(candidates.list_id, r), sample.refresh) for r in ROTATIONS]
     outcomes = await asyncio.gather(*jobs, return_exceptions=True)
     done = [o for o in outcomes if isinstance(o, OrderingResult)]
     errors = [o for o in outcomes if isinstance(o, BaseException)]
@@ -105,18 +147,20 @@ async def grade_list(judge: Judge, organism: OrganismConfig, frequent: Sequence[
         return graded
     graded.labels = [aggregate([o.labels[i] for o in done], agreement) for i in range(len(tokens))]
     graded.metrics = relevance_metrics(candidates.candidates, graded.labels, frequent, trivial_unavailable)
-    if mostly_unknown(graded.metrics):
-        graded.failed = f"judge could not label {graded.metrics.n_unknown} of {len(tokens)}"
+    graded.failed = unlabelled(graded)
     return graded
 
 
 async def grade_lists(judge: Judge, organism: OrganismConfig, frequent: list[str], lists: Sequence[CandidateList],
-                      agreement: Agreement = "all", progress: bool = True, trivial_unavailable: str | None = None) -> list[GradedList]:
-    """Grade every list concurrently (the judge's client bounds the requests in flight); results in input order."""
-    with tqdm(total=len(lists), desc=f"judge {judge.id}", unit="list", disable=not progress) as bar:
-        async def one(cl: CandidateList) -> GradedList:
-            graded = await grade_list(judge, organism, frequent, cl, agreement, trivial_unavailable)
+                      agreement: Agreement = "all", progress: bool = True, trivial_unavailable: str | None = None,
+                      samples: Sequence[JudgeSample] | None = None) -> list[GradedList]:
+    """Grade every list concurrently (the judge's client bounds the requests in flight); results in input
+    order. `samples`: each list's sample identity (default: none, so equal lists share cached answers)."""
+    samples = samples if samples is not None else [JudgeSample()] * len(lists)
+    with progress_bar(len(lists), f"judge {judge.id}", "list", enabled=progress) as bar:
+        async def one(cl: CandidateList, sample: JudgeSample) -> GradedList:
+            graded = await grade_list(judge, organism, frequent, cl, agreement, trivial_unavailable, sample)
             bar.update(1)
             return graded
 
-        return list(await asyncio.gather(*(one(cl) for cl in lists)))
+        return list(await asyncio.gather(*(one(cl, s) for cl, s in zip(lists, samples, strict=True))))

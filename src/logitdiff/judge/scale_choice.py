@@ -43,8 +43,9 @@ class ScaleChooser(Protocol):
     @property
     def id(self) -> str: ...
 
-    async def choose(self, scales: Sequence[ScaleTokens]) -> tuple[float, list[str], list[str]]:
-        """(best scale, selected tokens, responses) for one position's per-scale token lists."""
+    async def choose(self, scales: Sequence[ScaleTokens], sample: str = "") -> tuple[float, list[str], list[str]]:
+        """(best scale, selected tokens, responses) for one position's per-scale token lists. `sample`
+        names the (cell, position) the choice belongs to: each is asked afresh, a rerun reads the cache."""
         ...
 
 
@@ -94,7 +95,7 @@ class OfflineScaleChooser:
         keep = [i for i, s in enumerate(per_token) if s >= self.coherent_min]
         return [words[i] for i in keep], float(per_token[keep].mean()) if keep else 0.0
 
-    async def choose(self, scales: Sequence[ScaleTokens]) -> tuple[float, list[str], list[str]]:
+    async def choose(self, scales: Sequence[ScaleTokens], sample: str = "") -> tuple[float, list[str], list[str]]:
         scored = []
         for st in scales:
             coherent, mean = self.coherence(st.tokens)
@@ -154,29 +155,29 @@ class LLMScaleChooser:
     def id(self) -> str:
         return self.client.spec.id
 
-    async def _pick(self, scales: Sequence[ScaleTokens], responses: list[str]) -> tuple[float, list[str]]:
+    async def _pick(self, scales: Sequence[ScaleTokens], responses: list[str], sample: str) -> tuple[float, list[str]]:
         messages = scale_messages(scales)
         offered = [st.scale for st in scales]
         for attempt in range(2):  # one re-ask: the reference crashes on an unoffered scale
-            answer = await self.client.complete(messages, cache_tag=f"scale-choice-{attempt}" if attempt else None)
+            answer = await self.client.complete(messages, cache_tag=f"{sample}|scale-choice-{attempt}")
             responses.append(answer.text)
             parsed = parse_scale_answer(answer.text, offered)
             if parsed is not None:
                 return parsed
         raise LLMCallError(f"{self.id} named none of the offered scales {offered} twice")
 
-    async def choose(self, scales: Sequence[ScaleTokens]) -> tuple[float, list[str], list[str]]:
+    async def choose(self, scales: Sequence[ScaleTokens], sample: str = "") -> tuple[float, list[str], list[str]]:
         import asyncio
 
         responses: list[str] = []
         ordered = sorted(scales, key=lambda st: st.scale)
         groups = [ordered[i : i + GROUP_SIZE] for i in range(0, len(ordered), GROUP_SIZE)]
-        winners = await asyncio.gather(*(self._pick(g, responses) for g in groups))
+        winners = await asyncio.gather(*(self._pick(g, responses, sample) for g in groups))
         if len(groups) == 1:
             best, tokens = winners[0]
             return best, tokens, responses
         finalists = [st for st in ordered if st.scale in {w for w, _ in winners}]
-        best, tokens = await self._pick(finalists, responses)
+        best, tokens = await self._pick(finalists, responses, sample)
         return best, tokens, responses
 
 

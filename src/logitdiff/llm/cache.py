@@ -1,4 +1,5 @@
-"""On-disk cache of chat completions keyed by the full request, so a rerun makes no API calls."""
+"""On-disk cache of chat completions keyed by the full request and its sample identity, so a rerun makes
+no API calls while independent samples (other seeds, cells, runs) are each asked."""
 
 from __future__ import annotations
 
@@ -26,14 +27,24 @@ class ResponseCache:
         return self.root / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> dict[str, Any] | None:
+        """The stored entry, or None for a miss. A corrupted entry or one of another shape (`{}`, a
+        list) is a miss too: the fresh answer overwrites it."""
         path = self._path(key)
         if not path.exists():
             return None
         try:
             entry = read_json(path)
-        except ValueError:  # a corrupted entry is a miss; the fresh answer overwrites it
+        except ValueError:
             return None
-        return entry if isinstance(entry, dict) else None
+        return entry if _well_formed(entry) else None
 
     def put(self, key: str, entry: dict[str, Any]) -> None:
         write_json(self._path(key), entry)
+
+
+def _well_formed(entry: object) -> bool:
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("text"), str)
+        and all(isinstance(entry.get(n), int) and not isinstance(entry.get(n), bool) for n in ("prompt_tokens", "completion_tokens"))
+    )

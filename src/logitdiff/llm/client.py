@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ class LLMUsage:
     failures: int = 0  # complete() calls that raised LLMCallError
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    merged: int = 0  # complete() calls that joined an identical request of the same sample already in flight
 
     def summary(self, llm_id: str) -> str:
         return (
@@ -94,16 +96,31 @@ class _JitteredBackoff(wait_base):
         return min(max(self._jitter(retry_state), _retry_after_s(exc)), self._max_s)
 
 
-def _describe(exc: BaseException) -> str:
+_BEARER = re.compile(r"(bearer\s+)[^\s\"',;}]+", re.IGNORECASE)
+_KEY_LIKE = re.compile(r"\bsk-[A-Za-z0-9_-]{8,}")
+_MIN_SECRET_LEN = 8  # shorter "keys" (placeholders such as EMPTY) would blank out ordinary words
+
+
+def redact(text: str, secret: str | None) -> str:
+    """`text` without the API key, `Bearer …` credentials or `sk-…` keys: error bodies that quote the
+    request's headers end up in stored results, which other users of a shared folder can read."""
+    if secret and len(secret) >= _MIN_SECRET_LEN:
+        text = text.replace(secret, "[redacted]")
+    return _KEY_LIKE.sub("[redacted]", _BEARER.sub(r"\1[redacted]", text))
+
+
+def _describe(exc: BaseException, secret: str | None) -> str:
     if isinstance(exc, openai.APIStatusError):
-        return f"HTTP {exc.status_code}: {exc.message}"
-    if isinstance(exc, openai.APITimeoutError):
-        return "request timed out"
-    if isinstance(exc, openai.APIConnectionError):
-        return f"connection error: {exc.__cause__ or exc}"
-    if isinstance(exc, _MalformedReply):
-        return f"malformed reply: {exc}"
-    return f"{type(exc).__name__}: {exc}"
+        text = f"HTTP {exc.status_code}: {exc.message}"
+    elif isinstance(exc, openai.APITimeoutError):
+        text = "request timed out"
+    elif isinstance(exc, openai.APIConnectionError):
+        text = f"connection error: {exc.__cause__ or exc}"
+    elif isinstance(exc, _MalformedReply):
+        text = f"malformed reply: {exc}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return redact(text, secret)
 
 
 def _reply_text(response: object) -> str:
@@ -130,6 +147,7 @@ class _LoopSession:
     loop: asyncio.AbstractEventLoop
     client: openai.AsyncOpenAI
     slots: asyncio.Semaphore
+    in_flight: dict[str, asyncio.Future[Completion]] = field(default_factory=dict)  # by cache key
 
 
 @dataclass
@@ -194,6 +212,17 @@ class LLMClient:
             request["max_tokens"] = max_tokens
         return request
 
+    def _cache_key(self, request: dict[str, Any], cache_tag: str | None) -> str:
+        return request_key({"base_url": self.spec.base_url, "tag": cache_tag, **request})
+
+    def is_cached(
+        self, messages: list[dict[str, str]], *, temperature: float | None = None, max_tokens: int | None = None,
+        cache_tag: str | None = None,
+    ) -> bool:
+        """Whether `complete` with these arguments would be answered from the cache (sends nothing)."""
+        key = self._cache_key(self._request(messages, temperature, max_tokens), cache_tag)
+        return self._cache is not None and self._cache.get(key) is not None
+
     async def complete(
         self,
         messages: list[dict[str, str]],
@@ -201,19 +230,34 @@ class LLMClient:
         temperature: float | None = None,
         max_tokens: int | None = None,
         cache_tag: str | None = None,
+        refresh: bool = False,
     ) -> Completion:
-        """One chat completion. `cache_tag` separates otherwise identical requests that must be sampled
-        independently (e.g. repeated agent runs at temperature > 0); it is never sent to the API."""
+        """One chat completion. `cache_tag` is the sample identity (e.g. cell, list and ordering of a
+        judge request; cell and run of an agent request): otherwise identical requests of different
+        samples are each sent, while a rerun of the same sample is answered from the cache. It is never
+        sent to the API. `refresh` skips the cached answer (one that could not be used) and replaces it.
+        An identical request of the same sample already in flight is awaited instead of sent twice."""
         request = self._request(messages, temperature, max_tokens)
-        key = request_key({"base_url": self.spec.base_url, "tag": cache_tag, **request})
-        if self._cache is not None and (hit := self._cache.get(key)) is not None:
+        key = self._cache_key(request, cache_tag)
+        if not refresh and self._cache is not None and (hit := self._cache.get(key)) is not None:
             self.usage.cache_hits += 1
             return Completion(hit["text"], hit["prompt_tokens"], hit["completion_tokens"], cached=True)
+        in_flight = self._session_for_running_loop().in_flight
+        pending = in_flight.get(key)
+        if pending is None:
+            pending = in_flight[key] = asyncio.ensure_future(self._fetch(key, request))
+            pending.add_done_callback(lambda done: _settle(in_flight, key, done))
+        else:
+            self.usage.merged += 1
         try:
-            completion = await self._call_with_retries(request)
+            # Shielded: a caller that is cancelled must not cancel the request others wait for.
+            return await asyncio.shield(pending)
         except LLMCallError:
             self.usage.failures += 1
             raise
+
+    async def _fetch(self, key: str, request: dict[str, Any]) -> Completion:
+        completion = await self._call_with_retries(request)
         if self._cache is not None:
             entry = {"llm_id": self.spec.id, "text": completion.text,
                      "prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens}
@@ -241,12 +285,12 @@ class LLMClient:
                 with attempt:
                     return await self._call_once(request)
         except openai.AuthenticationError as exc:
-            raise UserError(f"the {self.role} {self.spec.id} rejected the API key ({_describe(exc)}): check {self.spec.api_key_env}") from exc
+            raise UserError(f"the {self.role} {self.spec.id} rejected the API key ({_describe(exc, self._key)}): check {self.spec.api_key_env}") from exc
         except (openai.APIError, openai.OpenAIError, _MalformedReply) as exc:
             tries = self.spec.max_retries + 1 if _is_transient(exc) else 1
             if isinstance(exc, openai.APITimeoutError) and timeouts + 1 == tries:
                 self._unresponsive = f"no answer within {self.spec.timeout_s:g} s on any of {tries} attempt(s) of an earlier request"
-            raise LLMCallError(f"{self.spec.id} failed after {tries} attempt(s): {_describe(exc)}") from exc
+            raise LLMCallError(f"{self.spec.id} failed after {tries} attempt(s): {_describe(exc, self._key)}") from exc
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     async def _call_once(self, request: dict[str, Any]) -> Completion:
@@ -276,12 +320,30 @@ class LLMClient:
             return
         client = openai.OpenAI(api_key=self._api_key(), base_url=self.spec.base_url, timeout=PREFLIGHT_TIMEOUT_S, max_retries=1)
         try:
-            client.models.list()
+            listing = client.models.with_raw_response.list()
         except openai.AuthenticationError as exc:
-            raise UserError(f"the {self.role} {self.spec.id} rejected the API key ({_describe(exc)}): check {self.spec.api_key_env}") from exc
+            raise UserError(f"the {self.role} {self.spec.id} rejected the API key ({_describe(exc, self._key)}): check {self.spec.api_key_env}") from exc
         except openai.APIConnectionError as exc:
-            raise UserError(f"cannot reach {self.spec.base_url} for the {self.role} {self.spec.id} ({_describe(exc)}): check the network or the base URL") from exc
+            raise UserError(f"cannot reach {self.spec.base_url} for the {self.role} {self.spec.id} ({_describe(exc, self._key)}): check the network or the base URL") from exc
         except openai.APIStatusError:
-            pass  # the server answered; some servers simply do not list models
+            return  # the server answered; some servers simply do not list models
         finally:
             client.close()
+        try:
+            json.loads(listing.text)
+        except ValueError:
+            # A web page (a proxy's login, a URL without /v1) would fail every request later, one by one.
+            kind = listing.headers.get("content-type", "no content type").split(";")[0]
+            raise UserError(
+                f"{self.spec.base_url} answered /models with a {kind} page, not JSON, for the {self.role} {self.spec.id}: "
+                "the base URL must be an OpenAI-compatible API (it usually ends in /v1)"
+            ) from None
+
+
+def _settle(in_flight: dict[str, asyncio.Future[Completion]], key: str, done: asyncio.Future[Completion]) -> None:
+    """Forget a finished request; its failure was raised to every caller (read here so asyncio does not
+    also report it as never retrieved when all of them were cancelled)."""
+    if in_flight.get(key) is done:
+        del in_flight[key]
+    if not done.cancelled():
+        done.exception()

@@ -12,6 +12,8 @@ from logitdiff.engine.stats import AdlStats
 
 LENS_TOP_N = 100
 LENS_VECTORS = ("delta", "base_mean", "ft_mean")
+# Relative layers whose δ lens every ADL cell also stores, with its own layer, for the agent's drill-down.
+DRILL_LAYERS = (0.25, 0.5, 0.75)
 
 
 class LensTokens(BaseModel):
@@ -78,3 +80,37 @@ def logit_lens(stats: AdlStats, pair: ModelPair, top_n: int = LENS_TOP_N) -> Adl
         base_mean=lens_positions(stats.base_mean, pair, top_n, stats.first_position),
         ft_mean=lens_positions(stats.ft_mean, pair, top_n, stats.first_position),
     )
+
+
+def drill_layers(cell_layer: float) -> list[float]:
+    """The relative layers an ADL pass reads for the drill-down: DRILL_LAYERS and the cell's own layer."""
+    return sorted({*DRILL_LAYERS, cell_layer})
+
+
+class DrillLayer(BaseModel):
+    relative_layers: list[float]  # every drill layer that floors to this block
+    layer: int
+    positions: list[int]
+    top: list[LensTokens]  # top[i]: the promoted tokens (softmax(z) of δ) at positions[i]
+
+
+class DrillLens(BaseModel):
+    """δ's logit lens (promoted side, LENS_TOP_N tokens) at every position and at several layers: what
+    the agent may look up beyond its overview. One entry per absolute layer, in layer order."""
+
+    samples: int
+    positions: int
+    layers: list[DrillLayer]
+
+
+def drill_lens(stats: list[AdlStats], pair: ModelPair, top_n: int = LENS_TOP_N) -> DrillLens:
+    """From the pass statistics of one (S, T) slot at several layers; layers that floor to the same block are read once."""
+    by_layer: dict[int, list[AdlStats]] = {}
+    for s in sorted(stats, key=lambda s: s.relative_layer):
+        by_layer.setdefault(s.layer, []).append(s)
+    layers = []
+    for layer, same in sorted(by_layer.items()):
+        lens = lens_positions(same[0].delta_mean, pair, top_n, same[0].first_position)
+        layers.append(DrillLayer(relative_layers=[s.relative_layer for s in same], layer=layer,
+                                 positions=[p.position for p in lens], top=[p.positive for p in lens]))
+    return DrillLens(samples=stats[0].samples, positions=stats[0].positions_per_text, layers=layers)

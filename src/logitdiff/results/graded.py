@@ -33,7 +33,8 @@ class OrderingResult(_Record):
     rotation: int  # cyclic rotation: shown position p holds candidate (p + rotation) % n
     order: list[int]
     labels: list[Label]  # mapped back to the candidates' original order
-    responses: list[str]
+    responses: list[str]  # every reply of the judge for this ordering, in the order they were asked for
+    used_response: int = 0  # the reply the labels come from
 
 
 class RelevanceMetrics(_Record):

@@ -17,7 +17,7 @@ from logitdiff.core.atomic import read_json, save_tensors, write_json
 from logitdiff.core.cell import Cell
 from logitdiff.engine.record import PassRecord
 from logitdiff.engine.stats import AdlStats, LogitDiffCounters
-from logitdiff.methods.adl import AdlLens
+from logitdiff.methods.adl import AdlLens, DrillLens, drill_layers
 from logitdiff.methods.logitdiff import ORDERINGS, OrderingEntry
 from logitdiff.methods.patchscope import AdlPatchscope
 from logitdiff.results.store import ResultsStore
@@ -74,10 +74,32 @@ def load_orderings(store: ResultsStore, cell: Cell) -> dict[str, list[OrderingEn
     return _load_orderings_file(store, cell).orderings
 
 
-def save_adl(store: ResultsStore, cell: Cell, stats: AdlStats, readout: AdlLens | AdlPatchscope) -> None:
-    """δ and the means (vectors.safetensors), then the readout: lens.json or patchscope.json by the cell's readout."""
+def save_adl(store: ResultsStore, cell: Cell, stats: AdlStats, readout: AdlLens | AdlPatchscope, drill: DrillLens) -> None:
+    """δ and the means (vectors.safetensors), the drill-down lens, then the readout: lens.json or
+    patchscope.json by the cell's readout (last: its presence means the cell is complete)."""
     save_tensors(store.adl_vectors(cell), stats.tensors())
+    _save_doc(store.drill_lens(cell), cell, drill)
     _save_doc(store.adl_readout(cell), cell, readout)
+
+
+def load_drill_lens(store: ResultsStore, cell: Cell) -> DrillLens:
+    return _load_doc(store.drill_lens(cell), DrillLens, "ADL drill-down lens")
+
+
+def _check_drill_lens(store: ResultsStore, cell: Cell, layer: int, first_position: int) -> None:
+    """The drill-down file is the cell's: its S and T, every position, the cell's own block, only drill layers."""
+    path = store.drill_lens(cell)
+    drill = load_drill_lens(store, cell)
+    if (drill.samples, drill.positions) != (cell.samples, cell.positions):
+        raise ValueError(f"drill-down lens {path} is for (S, T) = {(drill.samples, drill.positions)}, not {(cell.samples, cell.positions)}")
+    allowed = drill_layers(cell.adl_layer)
+    stored = sorted(r for d in drill.layers for r in d.relative_layers)
+    if layer not in {d.layer for d in drill.layers} or stored != allowed:
+        raise ValueError(f"drill-down lens {path} holds layers {stored}, expected {allowed} (block {layer})")
+    expected = list(range(first_position, cell.positions))
+    for d in drill.layers:
+        if d.positions != expected or len(d.top) != len(expected):
+            raise ValueError(f"drill-down lens {path} holds positions {d.positions} at layer {d.layer}, expected {expected}")
 
 
 def load_adl_lens(store: ResultsStore, cell: Cell) -> AdlLens:
@@ -146,4 +168,6 @@ def check_method_result(store: ResultsStore, cell: Cell) -> None:
         shape = next(iter(tensor_shapes(store.adl_vectors(cell), _ADL_VECTORS).values()))
         if shape[0] != cell.positions:
             raise ValueError(f"ADL vectors {store.adl_vectors(cell)} hold {shape[0]} positions, expected {cell.positions}")
-    load_pass_record(store, cell)
+    record = load_pass_record(store, cell)
+    if cell.method == "adl":
+        _check_drill_lens(store, cell, doc.layer, record.first_counted_position)

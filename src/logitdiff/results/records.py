@@ -48,3 +48,14 @@ def relevance_problem(store: ResultsStore, cell: Cell, judge_id: str) -> str | N
         return f"unreadable relevance result ({str(exc).splitlines()[0]})"
     failed = [f"{lst.list_id}: {lst.failed}" for lst in res.lists if lst.failed]
     return f"grading failed ({'; '.join(failed)})" if failed else None
+
+
+def failed_lists(store: ResultsStore, cell: Cell, judge_id: str) -> set[str]:
+    """Ids of the lists whose stored grading by `judge_id` failed (none when there is no readable result):
+    their cached judge answers must not be served again."""
+    path = store.relevance(cell, judge_id)
+    try:
+        res = RelevanceResult.model_validate(read_json(path))
+    except ValueError:  # missing or unreadable: nothing is known to have failed
+        return set()
+    return {lst.list_id for lst in res.lists if lst.failed}

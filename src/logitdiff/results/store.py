@@ -12,8 +12,9 @@ Layout under the results root (every parameter that changes a result is in its p
           FAILED.json                            why the cell failed (removed on success)
       adl/S<S>_T<T>_L<layer>[_nobos]/
           lens.json, vectors.safetensors, relevance/…, agent/…, FAILED.json
+          drill_lens.json                        δ's lens at every position and a few layers (agent drill-down)
       adl/S<S>_T<T>_L<layer>[_nobos]_patchscope/
-          patchscope.json (top tokens per position and scale), vectors.safetensors,
+          patchscope.json (top tokens per position and scale), vectors.safetensors, drill_lens.json,
           scale_choice/<judge>.json (the scale each position is read at), relevance/…, agent/…
       blackbox/<agent>_b<budget>__<grader>/run<r>.json  baseline agent (no method output)
 """
@@ -108,6 +109,10 @@ class ResultsStore:
     def adl_vectors(self, cell: Cell) -> Path:
         return self.method_dir(cell) / "vectors.safetensors"
 
+    def drill_lens(self, cell: Cell) -> Path:
+        """δ's logit lens at every position and several layers, read by the ADL agent's drill-down tool."""
+        return self.method_dir(cell) / "drill_lens.json"
+
     def method_result(self, cell: Cell) -> Path:
         """The file whose presence means the method part of a cell is done."""
         if cell.method == "logitdiff":
@@ -125,6 +130,12 @@ class ResultsStore:
 
     def failure(self, cell: Cell) -> Path:
         return self.method_dir(cell) / "FAILED.json"
+
+    def sample_id(self, path: Path) -> str:
+        """The identity of the LLM samples stored at `path` (a cell's folder for its judge requests, an
+        agent folder for its runs): the path under the root, which names every parameter and the seed.
+        Two experiments' cells with one stored result are one sample; the results moved elsewhere keep it."""
+        return path.relative_to(self.root).as_posix()
 
     def has_agent_results(self, cells: list[Cell], agent: AgentKey) -> bool:
         """Whether any cell of a grid has agent runs stored (mode plotting draws them if so)."""
