@@ -76,7 +76,7 @@ def test_show_relevance_table_is_mean_and_sd_over_seeds(run: tuple[TinySetup, di
             lst["metrics"].update(percentage=pct, weighted_percentage=pct / 4)
         write_json(path, doc)
     out = logitdiff(setup, "show", "topk-depth", *GRID, results=results)
-    table = {(r[0], r[1], r[2]): r[3:6] for r in rows(out) if len(r) == 7}
+    table = {(r[0], r[1], r[2]): r[3:6] for r in rows(out) if len(r) == 8}
     assert table == {
         ("logitdiff", "top_k_occurring", "5"): ["2", "30.0 ± 14.1", "7.5 ± 3.5"],
         ("logitdiff", "top_k_occurring", "10"): ["2", "70.0 ± 28.3", "17.5 ± 7.1"],
@@ -85,7 +85,7 @@ def test_show_relevance_table_is_mean_and_sd_over_seeds(run: tuple[TinySetup, di
     }, out
     assert len([r for r in rows(out) if len(r) == 4]) == 4 * 20  # 2 seeds x 2 values, main ordering
     one_seed = logitdiff(setup, "show", "topk-depth", *GRID, "--seed", "1042", "--value", "10", results=results)
-    assert sorted(r[3:5] for r in rows(one_seed) if len(r) == 7) == [["1", "45.0"], ["1", "90.0"]]
+    assert sorted(r[3:5] for r in rows(one_seed) if len(r) == 8) == [["1", "45.0"], ["1", "90.0"]]
 
 
 def test_show_errors_are_one_line(run: tuple[TinySetup, dict[tuple[int, int], RelevanceResult]]) -> None:

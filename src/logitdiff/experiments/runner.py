@@ -86,7 +86,8 @@ def _run(reg: Registry, settings: RunSettings, grids: list[list[Cell]], todo: li
     # A blackbox cell may be stood for by an equal cell of an earlier experiment (plan_cells keeps the first).
     stand_in = {c.result_key: c for c in todo}
     blackbox = {stand_in.get(b.result_key, b) for cells in grids for b in blackbox_cells(cells)}
-    stages = Stages(reg, settings, store, summary, blackbox=frozenset(blackbox))
+    run_organisms = tuple(dict.fromkeys(c.organism for cells in grids for c in cells))
+    stages = Stages(reg, settings, store, summary, blackbox=frozenset(blackbox), run_organisms=run_organisms)
     if todo:
         stages.prepare(with_agent=settings.mode is Mode.full)
         console.print(f"[bold]{escape(headline)}[/], {len(pass_groups(reg, todo))} passes, judge {escape(stages.judge_id)}")

@@ -18,6 +18,8 @@ RELEVANCE_BAND_NOTE = (
     "line: mean; band: ±1 population SD (ddof=0) over the points: "
     "LogitDiff one per seed, ADL one per seed × position 0–4"
 )
+CONTROL_COLUMN = "control_percentage"
+CONTROL_NOTE = "dotted: negative control, the same lists graded against another organism's description"
 AGENT_BAND_NOTE = "line: mean; band: ±1 population SD (ddof=0) over seeds × agent runs × grader runs"
 
 
@@ -47,3 +49,17 @@ def band_stats(points: pd.DataFrame, keys: list[str], column: str) -> pd.DataFra
 def relevance_stats(df: pd.DataFrame, column: str) -> pd.DataFrame:
     """Per (method, value): the relevance line (mean, in %) and band (SD) the plots draw."""
     return band_stats(relevance_points(df, column), ["method", "value"], column)
+
+
+def control_organisms(df: pd.DataFrame) -> list[str]:
+    """The organisms whose descriptions the negative control graded against (none for results without one)."""
+    if CONTROL_COLUMN not in df or "control_organism" not in df:
+        return []
+    return [str(o) for o in dict.fromkeys(df.loc[df[CONTROL_COLUMN].notna(), "control_organism"].dropna())]
+
+
+def control_stats(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (method, value): the negative control's line, over the same points as `relevance_stats`."""
+    if not control_organisms(df):
+        return pd.DataFrame(columns=["method", "value", "mean", "std", "count"])
+    return relevance_stats(df, CONTROL_COLUMN)

@@ -52,6 +52,9 @@ def _relevance_rows(res: RelevanceResult, cell: Cell) -> list[dict[str, object]]
                 "percentage": metrics.percentage if metrics else None,
                 "weighted_percentage": metrics.weighted_percentage if metrics else None,
                 "trivial_percentage": metrics.trivial_percentage if metrics else None,
+                # The negative control: the same list graded against another organism's description.
+                "control_percentage": metrics.control_percentage if metrics else None,
+                "control_organism": lst.control.organism if lst.control else None,
                 "n_unknown": labels.count("UNKNOWN"),
                 "trivial_unavailable": metrics.trivial_unavailable if metrics else None,
                 "failed": lst.failed,

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from logitdiff.report.bands import AGENT_BAND_NOTE, RELEVANCE_BAND_NOTE, band_stats, relevance_stats  # noqa: E402
+from logitdiff.report.bands import AGENT_BAND_NOTE, CONTROL_NOTE, RELEVANCE_BAND_NOTE, band_stats, control_organisms, control_stats, relevance_stats  # noqa: E402
 
 METHOD_LABELS = {"logitdiff": "LogitDiff TopK", "adl": "ADL logit lens", "adl-patchscope": "ADL patchscope", "blackbox": "Blackbox agent"}
 PARAMETER_LABELS = {"top_k": "K (top-K depth)", "positions": "T (positions per text)", "samples": "S (texts)", "variant": "organism variant"}
@@ -46,18 +46,27 @@ def _finish(fig: plt.Figure, ax: plt.Axes, parameter: str, values: list[object],
 
 
 def plot_relevance(df: pd.DataFrame, column: str, values: list[object], parameter: str, title: str, path: Path) -> pd.DataFrame:
-    """Mean ± 1 SD (see report/bands.py), line + band; returns the plotted numbers."""
+    """Mean ± 1 SD (see report/bands.py), line + band; on the unweighted plot, each method's negative
+    control as a dotted line of the same colour. Returns the plotted numbers."""
     stats = relevance_stats(df, column)
+    control = control_stats(df) if column == "percentage" else control_stats(df.iloc[0:0])
     categorical = parameter == "variant"
     xs = _x_positions(values, categorical)
     fig, ax = plt.subplots(figsize=(7, 4.2))
+    against = ", ".join(control_organisms(df))
     for method, group in stats.groupby("method", sort=False):
         group = group.assign(x=group["value"].map(xs)).sort_values("x")
         mean, sd = group["mean"], group["std"]
-        ax.plot(group["x"], mean, marker="o", label=METHOD_LABELS.get(str(method), str(method)))
+        label = METHOD_LABELS.get(str(method), str(method))
+        (line,) = ax.plot(group["x"], mean, marker="o", label=label)
         ax.fill_between(group["x"], (mean - sd).clip(0, 100), (mean + sd).clip(0, 100), alpha=0.2)
+        ctrl = control[control["method"] == method]
+        if len(ctrl):
+            ctrl = ctrl.assign(x=ctrl["value"].map(xs)).sort_values("x")
+            ax.plot(ctrl["x"], ctrl["mean"], linestyle=":", marker=".", color=line.get_color(), label=f"{label}, control ({against})")
     ylabel = "relevant tokens, weighted (%)" if column == "weighted_percentage" else "relevant tokens (%)"
-    _finish(fig, ax, parameter, values, categorical, (0, 100), ylabel, title, RELEVANCE_BAND_NOTE, path)
+    note = f"{RELEVANCE_BAND_NOTE}; {CONTROL_NOTE}" if len(control) else RELEVANCE_BAND_NOTE
+    _finish(fig, ax, parameter, values, categorical, (0, 100), ylabel, title, note, path)
     return stats
 
 

@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from logitdiff.core.cell import Cell
+from logitdiff.report.bands import CONTROL_COLUMN, control_organisms
 from logitdiff.report.collect import MAIN_ORDERING, collect
 from logitdiff.results.store import ResultsStore
 
@@ -39,18 +40,21 @@ def _mean_sd(values: pd.Series) -> str:
 
 def relevance_table(df: pd.DataFrame, parameter: str) -> Table:
     table = Table()
-    for col in ("method", "list", parameter, "seeds", "relevant %", "weighted %", "trivial %"):
+    for col in ("method", "list", parameter, "seeds", "relevant %", "weighted %", "trivial %", "control %"):
         table.add_column(col, justify="right" if col not in ("method", "list") else "left")
     df = df.assign(list=df.apply(_list_name, axis=1))
     for (method, name, value), part in df.groupby(["method", "list", "value"], sort=False):
         ok = part[part["failed"].isna()]
         table.add_row(str(method), str(name), str(value), str(ok["seed"].nunique()),
-                      _mean_sd(ok["percentage"]), _mean_sd(ok["weighted_percentage"]), _mean_sd(ok["trivial_percentage"]))
+                      _mean_sd(ok["percentage"]), _mean_sd(ok["weighted_percentage"]), _mean_sd(ok["trivial_percentage"]),
+                      _mean_sd(ok[CONTROL_COLUMN]) if CONTROL_COLUMN in ok else "–")
     return table
 
 
 def tokens_heading(row: pd.Series, parameter: str) -> Text:
     score = "grading failed: " + str(row["failed"]) if row["failed"] else f"{100 * row['percentage']:.1f}% relevant"
+    if not row["failed"] and pd.notna(row.get(CONTROL_COLUMN)):
+        score += f" (control against {row['control_organism']}: {_mean_sd(pd.Series([row[CONTROL_COLUMN]]))}%)"
     return Text(f"seed {row['seed']} · {parameter}={row['value']} · {row['method']} {_list_name(row)} · {score}", style="bold")
 
 
@@ -77,6 +81,8 @@ def show(cells: list[Cell], store: ResultsStore, judge_id: str, console: Console
     # Headings as lines, not table titles: a title is cut to the table's width.
     console.print(Text(f"token relevance (mean ± SD over seeds) · {head}", style="bold"))
     console.print(relevance_table(df, c0.swept))
+    if control_organisms(df):
+        console.print(Text(f"control %: the same lists graded against {', '.join(control_organisms(df))} (negative control)"))
     shown = df if all_orderings else df[(df["method"] == "adl") | (df["ordering"] == MAIN_ORDERING)]
     for _, row in shown.iterrows():
         console.print(tokens_heading(row, c0.swept))
