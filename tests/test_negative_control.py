@@ -98,6 +98,7 @@ def test_control_is_graded_against_the_other_organisms_description(env: Path, ch
         for res in stored for lst in res.lists if lst.metrics is not None
     }
     assert written == expected
+    assert all(t["control_label"] == control_rule(t["token"]) and t["label"] == judge_rule(t["token"]) for r in records for t in r["tokens"])
 
     # A rerun keeps the grades (they carry the expected control) and asks the judge nothing.
     n_requests = len(chat_server.requests)

@@ -31,6 +31,7 @@ def _relevance_rows(res: RelevanceResult, cell: Cell) -> list[dict[str, object]]
         position = list_position(lst.list_id)
         metrics = None if lst.failed else lst.metrics  # a failed list has no percentage, not 0 %
         labels = lst.labels or ["UNKNOWN"] * len(lst.candidates)
+        control_labels: list[str | None] = list(lst.control.labels) if lst.control and lst.control.labels else [None] * len(lst.candidates)
         rows.append(
             {
                 "experiment": cell.experiment,
@@ -58,7 +59,8 @@ def _relevance_rows(res: RelevanceResult, cell: Cell) -> list[dict[str, object]]
                 "n_unknown": labels.count("UNKNOWN"),
                 "trivial_unavailable": metrics.trivial_unavailable if metrics else None,
                 "failed": lst.failed,
-                "tokens": [{"token": c.token, "weight": c.weight, "label": label} for c, label in zip(lst.candidates, labels, strict=True)],
+                "tokens": [{"token": c.token, "weight": c.weight, "label": label, "control_label": control}
+                           for c, label, control in zip(lst.candidates, labels, control_labels, strict=True)],
             }
         )
     return rows
