@@ -114,7 +114,7 @@ def test_notebook_shows_what_the_runs_wrote(tmp_path: Path, chat_server: ChatSer
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
 
     images = [img for cell in nb.cells for img in outputs_of(cell, "image/png")]
-    assert len(images) == 6  # unweighted + weighted relevance for each of the three experiments
+    assert len(images) == 7  # unweighted + weighted relevance for each of the three experiments, and the mix-ratio figure
     markdown = "\n".join(m for cell in nb.cells for m in outputs_of(cell, "text/markdown"))
     assert "**3 result folders under" in markdown
     assert "## mix_ratio · tiny_llama · tiny_cake" in markdown and "## topk_depth · tiny_llama · tiny_cake" in markdown

@@ -6,7 +6,8 @@ import matplotlib.image as mpimg
 import pandas as pd
 import pytest
 
-from logitdiff.report.bands import relevance_points, relevance_stats
+from logitdiff.core.atomic import read_json, write_json
+from logitdiff.report.bands import mean_sd, relevance_points, relevance_stats, relevance_summary
 from logitdiff.report.build import dataset_name
 from logitdiff.report.plots import plot_agent, plot_relevance
 
@@ -79,3 +80,13 @@ def test_plot_agent_blackbox_curve_per_variant_in_mix_ratio(tmp_path: Path) -> N
 def test_dataset_names() -> None:
     assert dataset_name("science-of-finetuning/fineweb-1m-sample") == "fineweb-1m-sample"
     assert dataset_name("organisms/generic/diffing.jsonl.gz") == "diffing"
+
+
+def test_summary_keeps_numeric_values_and_prints_bands_one_way(tmp_path: Path) -> None:
+    df = pd.DataFrame([{**_row("logitdiff", k, s, pct, ordering="top_k_occurring"), "trivial_percentage": None}
+                       for k, s, pct in [(5, 1, 20.0), (5, 2, 40.0)]])
+    write_json(tmp_path / "s.json", relevance_summary(df))
+    (rec,) = read_json(tmp_path / "s.json")
+    assert rec["value"] == 5 and rec["label"] == "LogitDiff TopK" and "trivial_percentage" not in rec
+    assert rec["percentage"] == {"mean": 30.0, "sd": 10.0, "points": 2}
+    assert [mean_sd(30.0, 10.0, 2), mean_sd(30.0, 0.0, 1), mean_sd(float("nan"), 0.0, 0)] == ["30.0 ± 10.0", "30.0", "–"]

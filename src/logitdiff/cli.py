@@ -342,15 +342,17 @@ def show(
     positions: Positions = None,
     top_k: TopK = None,
     corpus: Corpus = None,
+    adl_readout: Annotated[Optional[str], typer.Option(
+        "--adl-readout", help="ADL readout to show: lens, patchscope or both.", show_default="every readout with stored grades")] = None,
     results_dir: ResultsDir = _run_default("results_dir"),
     judge: Annotated[Optional[str], typer.Option("--judge", help="Judge whose grades to show.")] = None,
     drop_bos: DropBos = _run_default("drop_bos"),
 ) -> None:
-    """Print graded top tokens (weights, labels) and the relevance table from stored results."""
+    """Print the relevance the plots draw, per graded list, and the graded top tokens (weights, labels) from stored results."""
     from rich.console import Console
 
     from logitdiff.experiments.judge_choice import resolve_judge_id
-    from logitdiff.report.show import select_cells
+    from logitdiff.report.show import select_cells, stored_readouts
     from logitdiff.report.show import show as show_tables
     from logitdiff.results.store import ResultsStore
 
@@ -358,7 +360,10 @@ def show(
         raise UserError(f"--method must be logitdiff or adl, got {method!r}")
     reg = _registry()
     exp = reg.experiment(experiment)
-    cells = expand(reg, exp, _grid_options(model, organism, organism_variant, seeds, values, samples, positions, top_k, corpus))
+    store, judge_id = ResultsStore(results_dir, drop_bos=drop_bos), resolve_judge_id(judge)
+    cells = expand(reg, exp, _grid_options(model, organism, organism_variant, seeds, values, samples, positions, top_k, corpus, adl_readout or "both"))
+    if adl_readout is None:
+        cells = stored_readouts(cells, store, judge_id)
     chosen = select_cells(cells, value, seed, method)
     if not chosen:
         given = " ".join(f"--{k} {v}" for k, v in (("value", value), ("seed", seed), ("method", method)) if v is not None)
@@ -366,8 +371,30 @@ def show(
             f"no cell of {exp.cli_name} matches {given}; "
             f"values: {', '.join(dict.fromkeys(str(c.value) for c in cells))}; seeds: {', '.join(dict.fromkeys(str(c.seed) for c in cells))}"
         )
-    if not show_tables(chosen, ResultsStore(results_dir, drop_bos=drop_bos), resolve_judge_id(judge), Console(), all_orderings=all_orderings):
+    if not show_tables(chosen, store, judge_id, Console(), all_orderings=all_orderings):
         raise typer.Exit(1)
+
+
+def report(
+    target: Annotated[str, typer.Argument(help="'study' (every configured experiment) or an experiment's command name.")],
+    model: Annotated[Optional[str], typer.Option("--model", help="Only this model.", show_default="every model found")] = None,
+    organism: Annotated[Optional[str], typer.Option("--organism", help="Only this organism.", show_default="every organism found")] = None,
+    output_dir: OutputDir = _run_default("output_dir"),
+    output_format: Annotated[str, typer.Option("--format", help="md (Markdown tables) or json (the same numbers).")] = "md",
+    lists: Annotated[bool, typer.Option("--lists", help="md: also the graded ADL top-20 lists of positions 1-4 (first seed).")] = False,
+) -> None:
+    """Print the tables of finished runs (token relevance, agent score: the numbers the plots draw) from --output-dir."""
+    from logitdiff.report.tables import as_json, find_folders, markdown
+
+    if output_format not in ("md", "json"):
+        raise UserError(f"--format must be md or json, got {output_format!r}")
+    reg = _registry()
+    chosen = _experiments(reg) if target == "study" else [reg.experiment(target)]
+    found = find_folders(output_dir, {e.cli_name: e.name for e in chosen}, model, organism)
+    if output_format == "json":
+        typer.echo(json.dumps([as_json(f) for f in found], indent=1))
+    else:
+        typer.echo("\n".join(markdown(f, lists=lists) for f in found).rstrip())
 
 
 def _add_commands(reg: Registry) -> None:
@@ -375,7 +402,7 @@ def _add_commands(reg: Registry) -> None:
     commands in this order)."""
     for exp in _experiments(reg):
         app.command(name=exp.cli_name)(_experiment_command(exp.cli_name))
-    for command in (study, grid, status, show):
+    for command in (study, grid, status, show, report):
         app.command()(command)
 
 

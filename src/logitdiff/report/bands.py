@@ -1,12 +1,15 @@
-"""The numbers a plot's line and band show: which records are points, their mean and SD.
+"""The numbers every view shows: which records are points, their mean and SD, and how they print.
 
-Defined once so the plots, their footnotes and the notebook's tables cannot disagree. The choices
-follow the reference's figures, so ours can be compared with the paper's: the SD is the population
-SD (ddof=0), and each ADL position 0–4 of each seed is its own point (5 positions × seeds), while
-LogitDiff has one point per seed (its main ordering).
+Defined once so the plots, their footnotes, `logitdiff show`, `logitdiff report`, the JSON summaries
+and the notebook's tables cannot disagree. The choices follow the reference's figures, so ours can be
+compared with the paper's: the SD is the population SD (ddof=0), and each ADL position 0–4 of each
+seed is its own point (5 positions × seeds), while LogitDiff has one point per seed (its main ordering).
+Stored percentages are already in % (0–100): no view scales them.
 """
 
 from __future__ import annotations
+
+import math
 
 import pandas as pd
 
@@ -18,9 +21,13 @@ RELEVANCE_BAND_NOTE = (
     "line: mean; band: ±1 population SD (ddof=0) over the points: "
     "LogitDiff one per seed, ADL one per seed × position 0–4"
 )
-CONTROL_COLUMN = "control_percentage"
-CONTROL_NOTE = "dotted: negative control, the same lists graded against another organism's description"
 AGENT_BAND_NOTE = "line: mean; band: ±1 population SD (ddof=0) over seeds × agent runs × grader runs"
+CONTROL_NOTE = "dotted: negative control, the same lists graded against another organism's description"
+
+# How every view names a plotted method (the keys are method_series' values).
+METHOD_LABELS = {"logitdiff": "LogitDiff TopK", "adl": "ADL logit lens", "adl-patchscope": "ADL patchscope", "blackbox": "Blackbox agent"}
+CONTROL_COLUMN = "control_percentage"  # the same list graded against another organism's description
+RELEVANCE_COLUMNS = ("percentage", "weighted_percentage", "trivial_percentage", CONTROL_COLUMN)
 
 
 def method_series(df: pd.DataFrame) -> pd.Series:
@@ -30,9 +37,20 @@ def method_series(df: pd.DataFrame) -> pd.Series:
     return df["method"].where(~patched, df["method"] + "-" + readout.astype(str))
 
 
+def method_label(method: str) -> str:
+    return METHOD_LABELS.get(method, method)
+
+
+def list_name(position: object, ordering: object) -> str:
+    """A graded list's name within its cell: 'position 3' (ADL) or the LogitDiff ordering."""
+    return str(ordering) if pd.isna(position) else f"position {int(position)}"  # type: ignore[call-overload]
+
+
 def relevance_points(df: pd.DataFrame, column: str) -> pd.DataFrame:
     """The graded lists that are plotted points: the main LogitDiff ordering and every ADL position.
     `method` names the ADL readout: 'adl' (logit lens) or 'adl-patchscope', one line each."""
+    if column not in df:  # records written before the column existed (e.g. the negative control)
+        return df.iloc[0:0].assign(**{column: pd.Series(dtype=float)})
     ok = df[df["failed"].isna() & df[column].notna()]
     ok = ok[(ok["method"] == "adl") | (ok["ordering"] == MAIN_ORDERING)]
     return ok.assign(method=method_series(ok))
@@ -59,7 +77,48 @@ def control_organisms(df: pd.DataFrame) -> list[str]:
 
 
 def control_stats(df: pd.DataFrame) -> pd.DataFrame:
-    """Per (method, value): the negative control's line, over the same points as `relevance_stats`."""
-    if not control_organisms(df):
-        return pd.DataFrame(columns=["method", "value", "mean", "std", "count"])
+    """Per (method, value): the negative control's line, over the same kind of points as `relevance_stats`."""
     return relevance_stats(df, CONTROL_COLUMN)
+
+
+def list_stats(df: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per (method, list, value): mean and population SD over the seeds of one graded list (every
+    LogitDiff ordering, every ADL position), as `logitdiff show` lists them."""
+    if column not in df:
+        df = df.assign(**{column: None})
+    ok = df[df["failed"].isna() & df[column].notna()]
+    ok = ok.assign(method=method_series(ok), list=[list_name(p, o) for p, o in zip(ok["position"], ok["ordering"], strict=True)])
+    return band_stats(ok, ["method", "list", "value"], column)
+
+
+def _plain(value: object) -> object:
+    """A numpy scalar as the Python value JSON writes as a number (5, not "5")."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
+
+
+def relevance_summary(df: pd.DataFrame) -> list[dict[str, object]]:
+    """The plotted numbers of every metric, one record per (method, value): what
+    token_relevance_summary.json holds and `logitdiff report` prints."""
+    merged: dict[tuple[str, object], dict[str, object]] = {}
+    for column in RELEVANCE_COLUMNS:
+        for row in relevance_stats(df, column).itertuples(index=False):
+            rec = merged.setdefault((str(row.method), row.value), {"method": row.method, "label": method_label(str(row.method)), "value": _plain(row.value)})
+            rec[column] = {"mean": float(row.mean), "sd": float(row.std), "points": int(row.count)}
+    return list(merged.values())
+
+
+def agent_summary(df: pd.DataFrame) -> list[dict[str, object]]:
+    """The plotted agent scores, one record per (method, value): what agent_summary.json holds."""
+    return [
+        {"method": row.method, "label": method_label(str(row.method)), "value": _plain(row.value),
+         "score": {"mean": float(row.mean), "sd": float(row.std), "points": int(row.count)}}
+        for row in band_stats(df, ["method", "value"], "score").itertuples(index=False)
+    ]
+
+
+def mean_sd(mean: float, sd: float, count: int, digits: int = 1) -> str:
+    """'85.0 ± 2.5' (one point: '85.0'; no point: '–'): the one way every text view prints a band."""
+    if count == 0 or math.isnan(mean):
+        return "–"
+    return f"{mean:.{digits}f}" + (f" ± {sd:.{digits}f}" if count > 1 else "")

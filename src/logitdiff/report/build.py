@@ -10,7 +10,10 @@ import pandas as pd
 
 from logitdiff.core.atomic import write_json
 from logitdiff.core.cell import Cell
+from logitdiff.report.axis import mix_ratio
+from logitdiff.report.bands import agent_summary, relevance_summary
 from logitdiff.report.collect import collect
+from logitdiff.report.figure import FIGURE_NAME, plot_mix_ratio_figure
 from logitdiff.report.plots import plot_agent, plot_relevance
 from logitdiff.results.store import AgentKey, ResultsStore
 
@@ -61,7 +64,8 @@ def build_report(
 
     rel = got.relevance
     write_json(folder / "token_relevance_results.json", _records(rel))
-    files.append(folder / "token_relevance_results.json")
+    write_json(folder / "token_relevance_summary.json", relevance_summary(rel) if len(rel) else [])
+    files += [folder / "token_relevance_results.json", folder / "token_relevance_summary.json"]
     if len(rel):
         for corpus, part in rel.groupby("corpus", sort=False):
             ds = dataset_name(str(corpus))
@@ -71,10 +75,15 @@ def build_report(
                 files.append(path)
     if agent is not None:
         write_json(folder / "agent_results.json", _records(got.agent))
-        files.append(folder / "agent_results.json")
+        write_json(folder / "agent_summary.json", agent_summary(got.agent) if len(got.agent) else [])
+        files += [folder / "agent_results.json", folder / "agent_summary.json"]
         if len(got.agent):
             path = folder / "agent_score.png"
             plot_agent(got.agent, values, parameter, f"{head}\nagent: {agent.agent_id} (budget {agent.budget}) · grader: {agent.grader_id}", path)
             files.append(path)
+    if parameter == "variant" and len(rel) and all(mix_ratio(str(v)) is not None for v in values):
+        credits = f"judge: {judge_label}" + (f" · agent: {agent.agent_id} (budget {agent.budget}) · grader: {agent.grader_id}" if agent else "")
+        plot_mix_ratio_figure(rel, got.agent, values, head, credits, folder / FIGURE_NAME)
+        files.append(folder / FIGURE_NAME)
     write_json(folder / "missing.json", got.missing)
     return ReportSummary(folder, files, got.missing)

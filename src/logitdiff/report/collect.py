@@ -14,7 +14,7 @@ from logitdiff.results.list_ids import list_position
 from logitdiff.results.records import RelevanceResult, failure_reason
 from logitdiff.results.store import AgentKey, ResultsStore
 
-# The LogitDiff ordering that the relevance plots show (the main one in SPEC §3).
+# The LogitDiff ordering that the relevance plots show (the main one, as in the paper).
 MAIN_ORDERING = "top_k_occurring"
 
 
@@ -142,4 +142,7 @@ def collect(
             rows, miss = _agent_rows(store, cell, agent, agent_runs, blackbox=True)
             agent_rows += rows
             missing += miss
-    return Collected(pd.DataFrame(rel_rows), pd.DataFrame(agent_rows), missing)
+    relevance = pd.DataFrame(rel_rows)
+    if len(relevance):  # an integer column with nulls (LogitDiff rows), so summaries write 3, not 3.0
+        relevance["position"] = relevance["position"].astype("Int64")
+    return Collected(relevance, pd.DataFrame(agent_rows), missing)

@@ -1,7 +1,8 @@
 """`logitdiff show`: stored results in the terminal, for login nodes without Jupyter.
 
-Prints the relevance table (mean ± SD over the selected seeds, per method, graded list and value) and,
-per cell, the graded top tokens with their weights and labels, as rich tables.
+Prints the relevance the plots draw (per method and value: mean ± population SD over the points,
+see report/bands.py), the same per graded list (mean ± SD over seeds), and, per cell, the graded top
+tokens with their weights and labels, as rich tables. Every number comes from report/bands.py.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from rich.table import Table
 from rich.text import Text
 
 from logitdiff.core.cell import Cell
-from logitdiff.report.bands import CONTROL_COLUMN, control_organisms
+from logitdiff.report.bands import CONTROL_COLUMN, RELEVANCE_COLUMNS, control_organisms, list_name, list_stats, mean_sd, method_label, method_series, relevance_stats
 from logitdiff.report.collect import MAIN_ORDERING, collect
 from logitdiff.results.store import ResultsStore
 
 _LABEL_STYLE = {"RELEVANT": "green", "IRRELEVANT": "red"}
+_METRIC_HEADS = ("relevant %", "weighted %", "trivial %", "control %")
 
 
 def select_cells(cells: list[Cell], value: str | None, seed: int | None, method: str | None) -> list[Cell]:
@@ -26,36 +28,45 @@ def select_cells(cells: list[Cell], value: str | None, seed: int | None, method:
     ]
 
 
-def _list_name(row: pd.Series) -> str:
-    return f"position {int(row['position'])}" if row["method"] == "adl" else str(row["ordering"])
+def _metric_cells(stats: dict[str, pd.DataFrame], keys: tuple[object, ...], key_names: list[str]) -> list[str]:
+    out = []
+    for column in RELEVANCE_COLUMNS:
+        part = stats[column]
+        match = part[(part[key_names] == pd.Series(keys, index=key_names)).all(axis=1)]
+        out.append("–" if match.empty else mean_sd(float(match["mean"].iloc[0]), float(match["std"].iloc[0]), int(match["count"].iloc[0])))
+    return out
 
 
-def _mean_sd(values: pd.Series) -> str:
-    vals = values.dropna()
-    if vals.empty:
-        return "–"
-    sd = f" ± {100 * vals.std():.1f}" if len(vals) > 1 else ""
-    return f"{100 * vals.mean():.1f}{sd}"
-
-
-def relevance_table(df: pd.DataFrame, parameter: str) -> Table:
+def plotted_table(df: pd.DataFrame, parameter: str) -> Table:
+    """Per method and value: the line and band of the plots (LogitDiff: one point per seed; ADL: seed × position)."""
+    stats = {col: relevance_stats(df, col) for col in RELEVANCE_COLUMNS}
     table = Table()
-    for col in ("method", "list", parameter, "seeds", "relevant %", "weighted %", "trivial %", "control %"):
-        table.add_column(col, justify="right" if col not in ("method", "list") else "left")
-    df = df.assign(list=df.apply(_list_name, axis=1))
-    for (method, name, value), part in df.groupby(["method", "list", "value"], sort=False):
-        ok = part[part["failed"].isna()]
-        table.add_row(str(method), str(name), str(value), str(ok["seed"].nunique()),
-                      _mean_sd(ok["percentage"]), _mean_sd(ok["weighted_percentage"]), _mean_sd(ok["trivial_percentage"]),
-                      _mean_sd(ok[CONTROL_COLUMN]) if CONTROL_COLUMN in ok else "–")
+    for col in ("method", parameter, "points", *_METRIC_HEADS):
+        table.add_column(col, justify="left" if col == "method" else "right")
+    for row in stats["percentage"].itertuples(index=False):
+        table.add_row(method_label(str(row.method)), str(row.value), str(row.count), *_metric_cells(stats, (row.method, row.value), ["method", "value"]))
+    return table
+
+
+def lists_table(df: pd.DataFrame, parameter: str) -> Table:
+    """Per method, graded list and value: mean ± SD over seeds."""
+    stats = {col: list_stats(df, col) for col in RELEVANCE_COLUMNS}
+    table = Table()
+    for col in ("method", "list", parameter, "seeds", *_METRIC_HEADS):
+        table.add_column(col, justify="left" if col in ("method", "list") else "right")
+    for row in stats["percentage"].itertuples(index=False):
+        keys = (row.method, row.list, row.value)
+        table.add_row(method_label(str(row.method)), str(row.list), str(row.value), str(row.count),
+                      *_metric_cells(stats, keys, ["method", "list", "value"]))
     return table
 
 
 def tokens_heading(row: pd.Series, parameter: str) -> Text:
-    score = "grading failed: " + str(row["failed"]) if row["failed"] else f"{100 * row['percentage']:.1f}% relevant"
+    score = "grading failed: " + str(row["failed"]) if row["failed"] else f"{row['percentage']:.1f}% relevant"
     if not row["failed"] and pd.notna(row.get(CONTROL_COLUMN)):
-        score += f" (control against {row['control_organism']}: {_mean_sd(pd.Series([row[CONTROL_COLUMN]]))}%)"
-    return Text(f"seed {row['seed']} · {parameter}={row['value']} · {row['method']} {_list_name(row)} · {score}", style="bold")
+        score += f" (control against {row['control_organism']}: {row[CONTROL_COLUMN]:.1f}%)"
+    name = list_name(row["position"], row["ordering"])
+    return Text(f"seed {row['seed']} · {parameter}={row['value']} · {method_label(str(row['method']))} {name} · {score}", style="bold")
 
 
 def tokens_table(row: pd.Series) -> Table:
@@ -79,14 +90,24 @@ def show(cells: list[Cell], store: ResultsStore, judge_id: str, console: Console
         return 0
     df = got.relevance
     # Headings as lines, not table titles: a title is cut to the table's width.
-    console.print(Text(f"token relevance (mean ± SD over seeds) · {head}", style="bold"))
-    console.print(relevance_table(df, c0.swept))
+    console.print(Text(f"token relevance as plotted (mean ± population SD over the points) · {head}", style="bold"))
+    console.print(plotted_table(df, c0.swept))
+    console.print(Text("token relevance per graded list (mean ± population SD over seeds)", style="bold"))
+    console.print(lists_table(df, c0.swept))
     if control_organisms(df):
         console.print(Text(f"control %: the same lists graded against {', '.join(control_organisms(df))} (negative control)"))
     shown = df if all_orderings else df[(df["method"] == "adl") | (df["ordering"] == MAIN_ORDERING)]
+    shown = shown.assign(method=method_series(shown))
     for _, row in shown.iterrows():
         console.print(tokens_heading(row, c0.swept))
         console.print(tokens_table(row))
     if got.missing:
         console.print(f"[yellow]{len(got.missing)} cells without grades[/], e.g. {got.missing[0]}")
     return len(shown)
+
+
+def stored_readouts(cells: list[Cell], store: ResultsStore, judge_id: str) -> list[Cell]:
+    """The cells of every ADL readout that has grades stored for some cell (the lens always stays, so
+    a grid with nothing stored still lists its missing cells as before)."""
+    graded = {c.readout for c in cells if c.method == "adl" and store.relevance(c, judge_id).is_file()}
+    return [c for c in cells if c.method != "adl" or c.readout == "lens" or c.readout in graded]
