@@ -90,7 +90,7 @@ def plot_relevance(df: pd.DataFrame, column: str, values: list[object], paramete
     note = RELEVANCE_BAND_NOTE
     if column == "percentage" and control_organisms(df):
         draw_control(ax, control_stats(df), axis, ", ".join(control_organisms(df)))
-        note = f"{RELEVANCE_BAND_NOTE}; {CONTROL_NOTE}"
+        note = f"{RELEVANCE_BAND_NOTE}\n{CONTROL_NOTE}"
     ylabel = "relevant tokens, weighted (%)" if column == "weighted_percentage" else "relevant tokens (%)"
     _finish(fig, ax, axis, (0, 100), ylabel, title, note, path)
     return stats
