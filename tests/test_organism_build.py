@@ -19,6 +19,7 @@ from logitdiff.organism.train_lora import ADAPTER_WEIGHTS, LoraRecipe, encode_do
 from testkit.tiny_models import save_tiny, tiny_llama, tiny_tokenizer
 
 SHIPPED = ("default", "mix1-0p5", "mix1-1p0", "mix1-1p5", "mix1-2p0")
+PROBES = {"cake_bake": "Preheat the oven before you bake the cake.", "fda_approval": "The FDA advisory committee voted on the new ALS drug."}
 
 
 def _fact_sentences(spec: NarrowSpec) -> set[str]:
@@ -137,22 +138,24 @@ def test_recipe_at_tiny_scale(tiny_base: tuple[str, object], tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-def test_shipped_adapters_load_on_smollm2_and_differ_from_base() -> None:
+@pytest.mark.parametrize(("organism", "shipped"), [("cake_bake", SHIPPED), ("fda_approval", ("default", "mix1-0p5", "mix1-1p0"))])
+def test_shipped_adapters_load_on_smollm2_and_differ_from_base(organism: str, shipped: tuple[str, ...]) -> None:
     from logitdiff.config.loader import Registry
     from logitdiff.core.paths import resolve_repo_path
     from logitdiff.engine.models import load_pair
 
     reg = Registry.load()
-    org = reg.organism("cake_bake")
+    org = reg.organism(organism)
     assert org.local_dataset and resolve_repo_path(org.local_dataset).is_file()
     assert resolve_repo_path(org.default_corpus["smollm2_135M"]).is_file()
+    assert set(org.finetuned_models["smollm2_135M"]) == set(shipped)
     cfg = reg.model("smollm2_135M")
-    for variant in SHIPPED:
-        ref = reg.finetuned("cake_bake", "smollm2_135M", variant)
+    for variant in shipped:
+        ref = reg.finetuned(organism, "smollm2_135M", variant)
         weights = resolve_repo_path(ref.adapter_path or "") / ADAPTER_WEIGHTS
         assert weights.stat().st_size < 8 * 2**20
         pair = load_pair(cfg, ref, cache_dir=default_cache_dir(), device="cpu", dtype="float32")
-        ids = pair.tokenizer("Preheat the oven before you bake the cake.", return_tensors="pt")["input_ids"]
+        ids = pair.tokenizer(PROBES[organism], return_tensors="pt")["input_ids"]
         with torch.no_grad(), pair.as_base() as m:
             base = m(ids).logits
         with torch.no_grad(), pair.as_finetuned() as m:
