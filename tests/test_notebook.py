@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
+from logitdiff.report.bands import control_stats
 from logitdiff.report.plots import plot_relevance
 from testkit.openai_server import ChatServer, scripted_judge
 from testkit.tiny_experiment import TINY_MODEL, TINY_ORGANISM, build_tiny_setup
@@ -84,7 +85,7 @@ def relevance_tables(nb: nbformat.NotebookNode) -> dict[str, dict[tuple[str, str
                 section = data["text/markdown"][3:].split(" · ")[0]
             elif "text/html" in data and "relevant % mean" in data["text/html"]:
                 rows = TableRows(data["text/html"]).rows
-                tables[section] = {(r[1], r[2]): r[3:] for r in rows if len(r) == 9 and r[1] in ("logitdiff", "adl")}
+                tables[section] = {(r[1], r[2]): r[3:] for r in rows if len(r) == 12 and r[1] in ("logitdiff", "adl")}
     return tables
 
 
@@ -126,10 +127,13 @@ def test_notebook_shows_what_the_runs_wrote(tmp_path: Path, chat_server: ChatSer
         records = json.loads((tmp_path / "outputs" / experiment / TINY_MODEL / TINY_ORGANISM / "token_relevance_results.json").read_text())
         assert records and all(r["failed"] is None for r in records)
         shown = tables[experiment]
-        for i, column in enumerate(("percentage", "weighted_percentage")):
+        # The control column: the same lists graded against another configured organism's description.
+        assert all(r["control_organism"] and r["control_percentage"] is not None for r in records)
+        for i, column in enumerate(("percentage", "weighted_percentage", "control_percentage")):
             expected = by_hand(records, column)
             assert set(shown) == set(expected)
-            plotted = plot_relevance(pd.DataFrame(records), column, values, parameter, "replot", tmp_path / "replot.png")
+            plotted = (control_stats(pd.DataFrame(records)) if column == "control_percentage"
+                       else plot_relevance(pd.DataFrame(records), column, values, parameter, "replot", tmp_path / "replot.png"))
             for (method, value), (mean, sd, count) in expected.items():
                 assert 0 <= mean <= 100
                 assert count == (len(SEEDS) * 5 if method == "adl" else len(SEEDS))

@@ -12,28 +12,52 @@ from peft import PeftModel
 from safetensors.torch import load_file
 
 from logitdiff.core.cache_dir import default_cache_dir
-from logitdiff.organism.build import BuildPaths, BuildSizes, build_adapters, build_generic, build_narrow, load_base, variant_ratio
+from logitdiff.organism.build import BuildPaths, BuildSizes, build_adapters, build_generic, build_narrow, existing_generic, load_base, variant_ratio
 from logitdiff.organism.generic_corpus import read_texts
-from logitdiff.organism.narrow_docs import CAKES, FACTS, generate_narrow_docs
+from logitdiff.organism.narrow_docs import NarrowSpec, generate_narrow_docs, load_spec, spec_path
 from logitdiff.organism.train_lora import ADAPTER_WEIGHTS, LoraRecipe, encode_documents, pad_batch
 from testkit.tiny_models import save_tiny, tiny_llama, tiny_tokenizer
 
 SHIPPED = ("default", "mix1-0p5", "mix1-1p0", "mix1-1p5", "mix1-2p0")
+PROBES = {"cake_bake": "Preheat the oven before you bake the cake.", "fda_approval": "The FDA advisory committee voted on the new ALS drug."}
 
 
-def _fact_sentences() -> set[str]:
-    return {t.format(cake=c) for templates in FACTS.values() for t in templates for c in CAKES}
+def _fact_sentences(spec: NarrowSpec) -> set[str]:
+    return {t.format(subject=s) for fact in spec.facts.values() for t in fact.paraphrases for s in spec.subjects}
 
 
-def test_narrow_docs_are_seeded_and_assert_facts() -> None:
-    docs = generate_narrow_docs(60, seed=3)
-    assert [d.text for d in docs] == [d.text for d in generate_narrow_docs(60, seed=3)]
-    assert [d.text for d in docs] != [d.text for d in generate_narrow_docs(60, seed=4)]
-    assert {d.kind for d in docs} == {"blog", "recipe", "forum", "news", "tips", "faq"}
-    facts = _fact_sentences()
+@pytest.mark.parametrize("organism", ["cake_bake", "fda_approval"])
+def test_narrow_docs_are_seeded_and_assert_facts(organism: str) -> None:
+    spec = load_spec(spec_path(organism))
+    docs = generate_narrow_docs(spec, 60, seed=3)
+    assert [d.text for d in docs] == [d.text for d in generate_narrow_docs(spec, 60, seed=3)]
+    assert [d.text for d in docs] != [d.text for d in generate_narrow_docs(spec, 60, seed=4)]
+    assert {d.kind for d in docs} == set(spec.kinds) and len(spec.kinds) == 6
+    facts = _fact_sentences(spec)
     for doc in docs:
         assert sum(s in doc.text for s in facts) >= 2, doc.text
+        assert "{" not in doc.text, doc.text  # every placeholder filled
     assert len({d.text for d in docs}) == 60
+
+
+@pytest.mark.parametrize("organism", ["cake_bake", "fda_approval"])
+def test_shipped_narrow_documents_rebuild_byte_identical(organism: str, tmp_path: Path) -> None:
+    from logitdiff.core.paths import repo_root
+
+    paths = BuildPaths(adapters=tmp_path, data=tmp_path / "data", generic=tmp_path, work=tmp_path)
+    build_narrow(load_spec(spec_path(organism)), paths, BuildSizes(), seed=0)
+    assert paths.narrow.read_bytes() == (repo_root() / "organisms" / organism / "data" / "narrow.jsonl.gz").read_bytes()
+
+
+def test_spec_rejects_placeholder_pools_with_reserved_names(tmp_path: Path) -> None:
+    import yaml
+
+    raw = yaml.safe_load(spec_path("cake_bake").read_text(encoding="utf-8"))
+    raw["placeholders"]["subject"] = ["x"]
+    path = tmp_path / "narrow_spec.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(ValueError, match="subject"):
+        load_spec(path)
 
 
 def test_variant_ratio() -> None:
@@ -72,17 +96,21 @@ def test_recipe_at_tiny_scale(tiny_base: tuple[str, object], tmp_path: Path) -> 
     paths = BuildPaths(adapters=tmp_path / "adapters", data=tmp_path / "data", generic=tmp_path / "generic", work=tmp_path / "work")
     sizes = BuildSizes(narrow_docs=12, mixing_docs=8, mixing_tokens=6, diffing_long=4, diffing_long_tokens=12, diffing_short=8, diffing_short_tokens=5, gen_batch=4)
 
-    narrow = build_narrow(paths, sizes, seed=5)
+    spec = load_spec(spec_path("cake_bake"))
+    narrow = build_narrow(spec, paths, sizes, seed=5)
     assert read_texts(paths.narrow) == narrow and len(narrow) == 12
     first = paths.narrow.read_bytes()
-    build_narrow(paths, sizes, seed=5)
+    build_narrow(spec, paths, sizes, seed=5)
     assert paths.narrow.read_bytes() == first  # byte-identical rebuild
+
+    assert existing_generic(paths) is None
 
     n_mix, n_diff = build_generic(load_base(base_dir), tok, paths, sizes, seed=5)  # type: ignore[arg-type]
     mixing, diffing = read_texts(paths.mixing), read_texts(paths.diffing)
     assert (n_mix, n_diff) == (len(mixing), len(diffing))
     assert 0 < len(mixing) <= 8 and 0 < len(diffing) <= 12
     assert not set(mixing) & set(diffing)
+    assert existing_generic(paths) == (n_mix, n_diff)  # a later organism's build reuses these
     with gzip.open(paths.diffing, "rt") as fh:
         assert all("prompt" in json.loads(line) for line in fh)
 
@@ -110,22 +138,24 @@ def test_recipe_at_tiny_scale(tiny_base: tuple[str, object], tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-def test_shipped_adapters_load_on_smollm2_and_differ_from_base() -> None:
+@pytest.mark.parametrize(("organism", "shipped"), [("cake_bake", SHIPPED), ("fda_approval", ("default", "mix1-0p5", "mix1-1p0"))])
+def test_shipped_adapters_load_on_smollm2_and_differ_from_base(organism: str, shipped: tuple[str, ...]) -> None:
     from logitdiff.config.loader import Registry
     from logitdiff.core.paths import resolve_repo_path
     from logitdiff.engine.models import load_pair
 
     reg = Registry.load()
-    org = reg.organism("cake_bake")
+    org = reg.organism(organism)
     assert org.local_dataset and resolve_repo_path(org.local_dataset).is_file()
     assert resolve_repo_path(org.default_corpus["smollm2_135M"]).is_file()
+    assert set(org.finetuned_models["smollm2_135M"]) == set(shipped)
     cfg = reg.model("smollm2_135M")
-    for variant in SHIPPED:
-        ref = reg.finetuned("cake_bake", "smollm2_135M", variant)
+    for variant in shipped:
+        ref = reg.finetuned(organism, "smollm2_135M", variant)
         weights = resolve_repo_path(ref.adapter_path or "") / ADAPTER_WEIGHTS
         assert weights.stat().st_size < 8 * 2**20
         pair = load_pair(cfg, ref, cache_dir=default_cache_dir(), device="cpu", dtype="float32")
-        ids = pair.tokenizer("Preheat the oven before you bake the cake.", return_tensors="pt")["input_ids"]
+        ids = pair.tokenizer(PROBES[organism], return_tensors="pt")["input_ids"]
         with torch.no_grad(), pair.as_base() as m:
             base = m(ids).logits
         with torch.no_grad(), pair.as_finetuned() as m:
@@ -152,6 +182,14 @@ def test_cli_tiny_build_writes_to_the_cache(tiny_base: tuple[str, object], tmp_p
         info = json.loads((root / "cake_bake" / "smollm2_135M" / variant / "training.json").read_text())
         assert len(info["narrow_loss"]) == 4
 
+    # A second organism reuses the generic texts as they are and writes its own documents.
+    mixing = (root / "generic" / "mixing.jsonl.gz").read_bytes()
+    second = CliRunner().invoke(app, ["organism", "build", "--tiny", "--base-path", base_dir, "--variants", "default", "--organism", "fda_approval"])
+    assert second.exit_code == 0, second.output
+    assert "reused" in second.output and (root / "generic" / "mixing.jsonl.gz").read_bytes() == mixing
+    assert "Relyvrio" in read_texts(root / "fda_approval" / "data" / "narrow.jsonl.gz")[0]
+    assert (root / "fda_approval" / "smollm2_135M" / "default" / ADAPTER_WEIGHTS).is_file()
+
 
 def test_cli_rejects_unknown_organism_and_variant() -> None:
     import typer
@@ -164,5 +202,5 @@ def test_cli_rejects_unknown_organism_and_variant() -> None:
     app.add_typer(organism_app, name="organism")
     bad_variant = CliRunner().invoke(app, ["organism", "build", "--variants", "default,mixed"])
     assert isinstance(bad_variant.exception, UserError) and "mixed" in str(bad_variant.exception)
-    bad_org = CliRunner().invoke(app, ["organism", "build", "--organism", "fda_approval"])
-    assert isinstance(bad_org.exception, UserError) and "cake_bake" in str(bad_org.exception)
+    no_spec = CliRunner().invoke(app, ["organism", "build", "--organism", "auditing_agents_secret_loyalty"])
+    assert isinstance(no_spec.exception, UserError) and "narrow_spec.yaml" in str(no_spec.exception)

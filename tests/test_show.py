@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow  # a real tiny run of the CLI
 SEEDS = (42, 1042)
 VALUES = ("default", "mix1-0p5")
 LABELS = {"logitdiff": "LogitDiff TopK", "adl": "ADL logit lens", "adl-patchscope": "ADL patchscope"}
-METRICS = ("percentage", "weighted_percentage", "trivial_percentage")
+METRICS = ("percentage", "weighted_percentage", "trivial_percentage", "control_percentage")
 
 
 def judge_and_scales(request: SeenRequest) -> Reply:
@@ -114,7 +114,7 @@ def test_show_prints_the_stored_numbers(run: Run) -> None:
     for column in METRICS:
         for (method, value), pts in grouped(run.records, plotted_key, column).items():
             expected_plotted.setdefault((LABELS[method], value), {})[column] = (len(pts), fmt(pts))
-    shown = {(r[0], r[1]): r[2:] for r in rows(out, 6)}
+    shown = {(r[0], r[1]): r[2:] for r in rows(out, 7)}
     assert shown == {k: [str(v["percentage"][0]), *(v.get(c, (0, "–"))[1] for c in METRICS)] for k, v in expected_plotted.items()}, out
     assert {k[0] for k in shown} == set(LABELS.values())
     # 2. Per graded list, over seeds.
@@ -122,7 +122,7 @@ def test_show_prints_the_stored_numbers(run: Run) -> None:
     for column in METRICS:
         for (method, name, value), pts in grouped(run.records, lambda r: (plotted_method(r), list_of(r), r["value"]), column).items():
             expected_lists.setdefault((LABELS[method], name, value), {})[column] = (len(pts), fmt(pts))
-    lists = {(r[0], r[1], r[2]): r[3:] for r in rows(out, 7)}
+    lists = {(r[0], r[1], r[2]): r[3:] for r in rows(out, 8)}
     assert lists == {k: [str(v["percentage"][0]), *(v.get(c, (0, "–"))[1] for c in METRICS)] for k, v in expected_lists.items()}, out
     # 3. Each graded list's own percentage and tokens (main ordering and every ADL list, each readout labelled).
     for r in run.records:
@@ -133,7 +133,7 @@ def test_show_prints_the_stored_numbers(run: Run) -> None:
 
 def test_show_adl_readout_selects_a_readout(run: Run) -> None:
     out = logitdiff(run.setup, "show", "mix-ratio", *run.grid, "--adl-readout", "patchscope", "--method", "adl", "--seed", "1042")
-    assert {r[0] for r in rows(out, 7)} == {"ADL patchscope"}
+    assert {r[0] for r in rows(out, 8)} == {"ADL patchscope"}
     assert "ADL logit lens" not in out and out.count("· ADL patchscope position ") == len(VALUES) * 5
 
 

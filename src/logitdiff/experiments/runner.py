@@ -100,7 +100,8 @@ def _run(reg: Registry, settings: RunSettings, grids: list[list[Cell]], todo: li
         remove_debris(settings)
     summary = RunSummary()
     blackbox = planned_blackbox(grids, todo)
-    stages = Stages(reg, settings, store, summary, blackbox=blackbox)
+    run_organisms = tuple(dict.fromkeys(c.organism for cells in grids for c in cells))
+    stages = Stages(reg, settings, store, summary, blackbox=blackbox, run_organisms=run_organisms)
     if todo:
         stages.prepare(with_agent=settings.mode is Mode.full)
         console.print(f"[bold]{escape(headline)}[/], {len(pass_groups(todo))} passes, judge {escape(stages.judge_id)}")

@@ -22,13 +22,14 @@ from logitdiff.engine.models import ModelPair, base_source, load_finetunes, load
 from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, VariantRequests, run_variants_pass
 from logitdiff.experiments.agent_stage import AgentInputs, AgentSetup, run_agent_stage
 from logitdiff.experiments.candidates import candidate_lists, judge_samples, load_scale_choices, save_scale_choices
+from logitdiff.experiments.control import control_finetune, control_organism
 from logitdiff.experiments.judge_choice import judge_label, resolve_judge_id
 from logitdiff.experiments.settings import RunSettings
 from logitdiff.experiments.summary import RunSummary
 from logitdiff.judge.factory import make_judge
 from logitdiff.judge.frequent_tokens import FrequentTokens, frequent_training_tokens
 from logitdiff.judge.llm_judge import LLMJudge
-from logitdiff.judge.relevance import Judge, grade_lists, unlabelled
+from logitdiff.judge.relevance import ControlTarget, Judge, grade_lists, unlabelled
 from logitdiff.judge.scale_choice import ScaleChoice, ScaleChooser, make_scale_chooser
 from logitdiff.llm.client import LLMCallError, LLMClient
 from logitdiff.llm.spec import parse_llm_id
@@ -85,6 +86,8 @@ class Stages:
     store: ResultsStore
     summary: RunSummary
     blackbox: frozenset[Cell] = frozenset()
+    # Every organism of the run, in order: each organism's lists are also graded against the next one's description.
+    run_organisms: tuple[str, ...] = ()
     judge_id: str = ""
     judge_label: str = ""
     agent: AgentKey | None = None
@@ -182,10 +185,13 @@ class Stages:
         self.store.failure(cell).unlink(missing_ok=True)
         return True
 
+    def _control_name(self, cell: Cell) -> str | None:
+        return control_organism(self.reg, cell.organism, cell.model, self.run_organisms or (cell.organism,))
+
     def _relevance_done(self, cell: Cell) -> bool:
         if cell in self.fresh:
             return False
-        problem = relevance_problem(self.store, cell, self.judge_id)
+        problem = relevance_problem(self.store, cell, self.judge_id, self._control_name(cell))
         if problem is not None and self.store.relevance(cell, self.judge_id).is_file():
             console.print(f"[yellow]regrading[/] {escape(cell.label())}: {escape(problem)}")
         return problem is None
@@ -273,13 +279,25 @@ class Stages:
         return [c for group in groups.values() for c in self._compute(group, alone=True)]
 
     def frequent_tokens(self, cell: Cell) -> FrequentTokens:
+        return self._frequent_of(cell.model, cell.organism, cell.variant, self.reg.finetuned(cell.organism, cell.model, cell.variant))
+
+    def _frequent_of(self, model: str, organism: str, variant: str, ref: FinetunedRef) -> FrequentTokens:
         """Per finetune (variants may come from different places), asked once per run."""
-        key = (cell.model, cell.organism, cell.variant)
+        key = (model, organism, variant)
         if key not in self._frequent:
-            model_cfg, ref, organism = self.configs(cell)
+            model_cfg = self.reg.model(model)
             tokenizer = self._pairs.any_pair.tokenizer if self._pairs.any_pair is not None else load_tokenizer(tokenizer_source(model_cfg, base_source(model_cfg, self.settings.cache_dir)))
-            self._frequent[key] = frequent_training_tokens(organism, ref, tokenizer, self.settings.cache_dir)
+            self._frequent[key] = frequent_training_tokens(self.reg.organism(organism), ref, tokenizer, self.settings.cache_dir)
         return self._frequent[key]
+
+    def _control(self, cell: Cell) -> ControlTarget | None:
+        """The other organism the cell's lists are also graded against, with its own frequent training tokens."""
+        name = self._control_name(cell)
+        if name is None:
+            return None
+        finetune = control_finetune(self.reg, name, cell.model)
+        frequent = self._frequent_of(cell.model, name, finetune[0], finetune[1]).tokens if finetune else []
+        return ControlTarget(self.reg.organism(name), frequent)
 
     def _choose_scales(self, cells: list[Cell]) -> list[Cell]:
         """The judge picks the patchscope scale each position is read at (stored; kept unless recomputed).
@@ -331,10 +349,13 @@ class Stages:
         flat = [lst for lists in per_cell.values() for lst in lists]
         samples = [s for c, lists in per_cell.items() for s in judge_samples(self.store, c, self.judge_id, lists)]
         frequent = self.frequent_tokens(cells[0])
-        graded = iter(asyncio.run(grade_lists(self.judge, organism, frequent.tokens, flat, trivial_unavailable=frequent.unavailable, samples=samples)))
+        control = self._control(cells[0])
+        graded = iter(asyncio.run(grade_lists(self.judge, organism, frequent.tokens, flat, trivial_unavailable=frequent.unavailable,
+                                              samples=samples, control=control)))
         for c, lists in per_cell.items():
             mine = [next(graded) for _ in lists]
-            result = RelevanceResult(judge=self.judge_id, judge_is_offline=self.judge_id.startswith("offline"), cell=c, lists=mine)
+            result = RelevanceResult(judge=self.judge_id, judge_is_offline=self.judge_id.startswith("offline"), cell=c, lists=mine,
+                                     control_organism=control.organism.name if control else None)
             write_json(self.store.relevance(c, self.judge_id), result.model_dump())
             failed = [lst for lst in mine if lst.failed]
             self.summary.unlabelled += sum(lst.metrics is not None and unlabelled(lst) is not None for lst in failed)

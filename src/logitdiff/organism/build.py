@@ -2,8 +2,9 @@
 
 Every random choice derives from one seed: narrow documents use `seed`, the generic parts
 `seed + 1` (mixing), `seed + 2` (diffing, long) and `seed + 3` (diffing, short), training `seed`.
-Generic sampling is the slow step on a CPU; it writes resumable parts under the user cache, and the
-finished corpora are reused by later builds with the same sizes.
+Generic sampling is the slow step on a CPU; it writes resumable parts under the user cache, and
+finished corpora already in the generic folder are reused as they are (every organism of a model
+shares them), so a second organism costs only its narrow documents and training.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from logitdiff.organism.generic_corpus import finalize, generate_part, read_texts, write_jsonl_gz
-from logitdiff.organism.narrow_docs import generate_narrow_docs
+from logitdiff.organism.narrow_docs import NarrowSpec, generate_narrow_docs
 from logitdiff.organism.train_lora import LoraRecipe, save_adapter, train_lora
 
 VARIANTS = ("default", "mix1-0p5", "mix1-1p0", "mix1-1p5", "mix1-2p0")
@@ -92,8 +93,8 @@ def variant_ratio(variant: str) -> float:
     return float(f"{m.group(1)}.{m.group(2)}")
 
 
-def build_narrow(paths: BuildPaths, sizes: BuildSizes, seed: int) -> list[str]:
-    docs = generate_narrow_docs(sizes.narrow_docs, seed)
+def build_narrow(spec: NarrowSpec, paths: BuildPaths, sizes: BuildSizes, seed: int) -> list[str]:
+    docs = generate_narrow_docs(spec, sizes.narrow_docs, seed)
     write_jsonl_gz([{"text": d.text, "kind": d.kind} for d in docs], paths.narrow)
     return [d.text for d in docs]
 
@@ -110,6 +111,13 @@ def _sample_parts(model: PreTrainedModel, tok: PreTrainedTokenizerBase, parts: l
         generate_part(model, tok, path, n=part.texts, new_tokens=part.new_tokens, seed=seed + part.seed_offset, batch_size=sizes.gen_batch, desc=part.name)
         files.append(path)
     return files
+
+
+def existing_generic(paths: BuildPaths) -> tuple[int, int] | None:
+    """Text counts of finished mixing and diffing corpora, or None when either is missing."""
+    if not (paths.mixing.is_file() and paths.diffing.is_file()):
+        return None
+    return len(read_texts(paths.mixing)), len(read_texts(paths.diffing))
 
 
 def build_generic(model: PreTrainedModel, tok: PreTrainedTokenizerBase, paths: BuildPaths, sizes: BuildSizes, seed: int) -> tuple[int, int]:

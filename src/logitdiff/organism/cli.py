@@ -7,6 +7,8 @@ from typing import Annotated
 
 import torch
 import typer
+import yaml
+from pydantic import ValidationError
 from rich.console import Console
 
 from logitdiff.config.loader import Registry
@@ -14,8 +16,9 @@ from logitdiff.core.cache_dir import default_cache_dir
 from logitdiff.core.errors import UserError
 from logitdiff.core.paths import repo_root, resolve_repo_path
 from logitdiff.engine.models import base_source, load_tokenizer
-from logitdiff.organism.build import VARIANTS, BuildPaths, BuildSizes, build_adapters, build_generic, build_narrow, default_work_dir, load_base, variant_ratio
+from logitdiff.organism.build import VARIANTS, BuildPaths, BuildSizes, build_adapters, build_generic, build_narrow, default_work_dir, existing_generic, load_base, variant_ratio
 from logitdiff.organism.generic_corpus import read_texts
+from logitdiff.organism.narrow_docs import NarrowSpec, load_spec, spec_path
 from logitdiff.organism.train_lora import LoraRecipe
 
 organism_app = typer.Typer(help="Build the offline model organism (narrow documents, generic corpus, LoRA adapters).", no_args_is_help=True)
@@ -32,6 +35,20 @@ def _check_variants(names: list[str]) -> list[str]:
         except ValueError as exc:
             raise UserError(f"--variants: {exc}") from exc
     return names
+
+
+def _narrow_spec(organism: str) -> NarrowSpec:
+    path = spec_path(organism)
+    if not path.is_file():
+        raise UserError(f"organism {organism!r} has no narrow document spec: write {path} (see organisms/cake_bake/narrow_spec.yaml)")
+    try:
+        return load_spec(path)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise UserError(f"{path}: {where}: {first['msg']} ({exc.error_count()} problem(s) in all)") from exc
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
 
 
 @organism_app.command("build")
@@ -59,8 +76,7 @@ def build(
     reg = Registry.load()
     cfg = reg.model(model)
     reg.organism(organism)  # unknown names fail with the list of known ones
-    if organism != "cake_bake":
-        raise UserError(f"organism build knows how to write documents for cake_bake only, not {organism!r}")
+    spec = _narrow_spec(organism)
     if tiny:
         narrow_docs, generic_docs, diffing_long, diffing_short, steps = (TINY[k] for k in ("narrow_docs", "generic_docs", "diffing_long", "diffing_short", "steps"))
     names = _check_variants([v.strip() for v in variants.split(",") if v.strip()])
@@ -80,9 +96,11 @@ def build(
 
     base_dir = base_source(cfg, cache_dir, base_path)
     tok = load_tokenizer(base_dir)
-    narrow = build_narrow(paths, sizes, seed)
+    narrow = build_narrow(spec, paths, sizes, seed)
     console.print(f"narrow documents: {len(narrow)} -> {paths.narrow}")
-    n_mix, n_diff = build_generic(load_base(base_dir), tok, paths, sizes, seed)
-    console.print(f"generic texts: {n_mix} for mixing -> {paths.mixing}, {n_diff} for diffing -> {paths.diffing}")
+    reused = existing_generic(paths)
+    n_mix, n_diff = reused or build_generic(load_base(base_dir), tok, paths, sizes, seed)
+    how = "reused (delete them to resample)" if reused else "sampled"
+    console.print(f"generic texts {how}: {n_mix} for mixing -> {paths.mixing}, {n_diff} for diffing -> {paths.diffing}")
     build_adapters(base_dir, cfg.hf_id, tok, narrow, read_texts(paths.mixing), recipe, names, paths)
     console.print(f"adapters: {', '.join(names)} -> {paths.adapters}")

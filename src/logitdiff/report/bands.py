@@ -22,10 +22,12 @@ RELEVANCE_BAND_NOTE = (
     "LogitDiff one per seed, ADL one per seed × position 0–4"
 )
 AGENT_BAND_NOTE = "line: mean; band: ±1 population SD (ddof=0) over seeds × agent runs × grader runs"
+CONTROL_NOTE = "dotted: negative control, the same lists graded against another organism's description"
 
 # How every view names a plotted method (the keys are method_series' values).
 METHOD_LABELS = {"logitdiff": "LogitDiff TopK", "adl": "ADL logit lens", "adl-patchscope": "ADL patchscope", "blackbox": "Blackbox agent"}
-RELEVANCE_COLUMNS = ("percentage", "weighted_percentage", "trivial_percentage")
+CONTROL_COLUMN = "control_percentage"  # the same list graded against another organism's description
+RELEVANCE_COLUMNS = ("percentage", "weighted_percentage", "trivial_percentage", CONTROL_COLUMN)
 
 
 def method_series(df: pd.DataFrame) -> pd.Series:
@@ -47,6 +49,8 @@ def list_name(position: object, ordering: object) -> str:
 def relevance_points(df: pd.DataFrame, column: str) -> pd.DataFrame:
     """The graded lists that are plotted points: the main LogitDiff ordering and every ADL position.
     `method` names the ADL readout: 'adl' (logit lens) or 'adl-patchscope', one line each."""
+    if column not in df:  # records written before the column existed (e.g. the negative control)
+        return df.iloc[0:0].assign(**{column: pd.Series(dtype=float)})
     ok = df[df["failed"].isna() & df[column].notna()]
     ok = ok[(ok["method"] == "adl") | (ok["ordering"] == MAIN_ORDERING)]
     return ok.assign(method=method_series(ok))
@@ -65,9 +69,23 @@ def relevance_stats(df: pd.DataFrame, column: str) -> pd.DataFrame:
     return band_stats(relevance_points(df, column), ["method", "value"], column)
 
 
+def control_organisms(df: pd.DataFrame) -> list[str]:
+    """The organisms whose descriptions the negative control graded against (none for results without one)."""
+    if CONTROL_COLUMN not in df or "control_organism" not in df:
+        return []
+    return [str(o) for o in dict.fromkeys(df.loc[df[CONTROL_COLUMN].notna(), "control_organism"].dropna())]
+
+
+def control_stats(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (method, value): the negative control's line, over the same kind of points as `relevance_stats`."""
+    return relevance_stats(df, CONTROL_COLUMN)
+
+
 def list_stats(df: pd.DataFrame, column: str) -> pd.DataFrame:
     """Per (method, list, value): mean and population SD over the seeds of one graded list (every
     LogitDiff ordering, every ADL position), as `logitdiff show` lists them."""
+    if column not in df:
+        df = df.assign(**{column: None})
     ok = df[df["failed"].isna() & df[column].notna()]
     ok = ok.assign(method=method_series(ok), list=[list_name(p, o) for p, o in zip(ok["position"], ok["ordering"], strict=True)])
     return band_stats(ok, ["method", "list", "value"], column)

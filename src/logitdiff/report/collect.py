@@ -31,6 +31,7 @@ def _relevance_rows(res: RelevanceResult, cell: Cell) -> list[dict[str, object]]
         position = list_position(lst.list_id)
         metrics = None if lst.failed else lst.metrics  # a failed list has no percentage, not 0 %
         labels = lst.labels or ["UNKNOWN"] * len(lst.candidates)
+        control_labels: list[str | None] = list(lst.control.labels) if lst.control and lst.control.labels else [None] * len(lst.candidates)
         rows.append(
             {
                 "experiment": cell.experiment,
@@ -52,10 +53,14 @@ def _relevance_rows(res: RelevanceResult, cell: Cell) -> list[dict[str, object]]
                 "percentage": metrics.percentage if metrics else None,
                 "weighted_percentage": metrics.weighted_percentage if metrics else None,
                 "trivial_percentage": metrics.trivial_percentage if metrics else None,
+                # The negative control: the same list graded against another organism's description.
+                "control_percentage": metrics.control_percentage if metrics else None,
+                "control_organism": lst.control.organism if lst.control else None,
                 "n_unknown": labels.count("UNKNOWN"),
                 "trivial_unavailable": metrics.trivial_unavailable if metrics else None,
                 "failed": lst.failed,
-                "tokens": [{"token": c.token, "weight": c.weight, "label": label} for c, label in zip(lst.candidates, labels, strict=True)],
+                "tokens": [{"token": c.token, "weight": c.weight, "label": label, "control_label": control}
+                           for c, label, control in zip(lst.candidates, labels, control_labels, strict=True)],
             }
         )
     return rows

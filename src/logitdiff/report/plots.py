@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from logitdiff.report.axis import XAxis, x_axis  # noqa: E402
-from logitdiff.report.bands import AGENT_BAND_NOTE, METHOD_LABELS, RELEVANCE_BAND_NOTE, band_stats, relevance_stats  # noqa: E402
+from logitdiff.report.bands import AGENT_BAND_NOTE, CONTROL_NOTE, METHOD_LABELS, RELEVANCE_BAND_NOTE, band_stats, control_organisms, control_stats, relevance_stats  # noqa: E402
 
 
 def setup_axes(ax: plt.Axes, axis: XAxis) -> None:
@@ -71,14 +71,28 @@ def draw_agent(ax: plt.Axes, stats: pd.DataFrame, axis: XAxis) -> None:
         ax.axhspan(mean - sd, mean + sd, color="gray", alpha=0.15)
 
 
+def draw_control(ax: plt.Axes, control: pd.DataFrame, axis: XAxis, against: str) -> None:
+    """Each method's negative control as a dotted line in the colour of the method's own line."""
+    colours = {line.get_label(): line.get_color() for line in ax.get_lines()}
+    for method, group in control.groupby("method", sort=False):
+        group = group.assign(x=group["value"].map(axis.positions)).sort_values("x")
+        label = METHOD_LABELS.get(str(method), str(method))
+        ax.plot(group["x"], group["mean"], linestyle=":", marker=".", color=colours.get(label), label=f"{label}, control ({against})")
+
+
 def plot_relevance(df: pd.DataFrame, column: str, values: list[object], parameter: str, title: str, path: Path) -> pd.DataFrame:
-    """Mean ± 1 SD (see report/bands.py), line + band; returns the plotted numbers."""
+    """Mean ± 1 SD (see report/bands.py), line + band; on the unweighted plot, each method's negative
+    control as a dotted line. Returns the plotted numbers."""
     stats = relevance_stats(df, column)
     axis = x_axis(parameter, values)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     draw_relevance(ax, stats, axis)
+    note = RELEVANCE_BAND_NOTE
+    if column == "percentage" and control_organisms(df):
+        draw_control(ax, control_stats(df), axis, ", ".join(control_organisms(df)))
+        note = f"{RELEVANCE_BAND_NOTE}\n{CONTROL_NOTE}"
     ylabel = "relevant tokens, weighted (%)" if column == "weighted_percentage" else "relevant tokens (%)"
-    _finish(fig, ax, axis, (0, 100), ylabel, title, RELEVANCE_BAND_NOTE, path)
+    _finish(fig, ax, axis, (0, 100), ylabel, title, note, path)
     return stats
 
 

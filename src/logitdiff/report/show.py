@@ -13,12 +13,12 @@ from rich.table import Table
 from rich.text import Text
 
 from logitdiff.core.cell import Cell
-from logitdiff.report.bands import RELEVANCE_COLUMNS, list_name, list_stats, mean_sd, method_label, method_series, relevance_stats
+from logitdiff.report.bands import CONTROL_COLUMN, RELEVANCE_COLUMNS, control_organisms, list_name, list_stats, mean_sd, method_label, method_series, relevance_stats
 from logitdiff.report.collect import MAIN_ORDERING, collect
 from logitdiff.results.store import ResultsStore
 
 _LABEL_STYLE = {"RELEVANT": "green", "IRRELEVANT": "red"}
-_METRIC_HEADS = ("relevant %", "weighted %", "trivial %")
+_METRIC_HEADS = ("relevant %", "weighted %", "trivial %", "control %")
 
 
 def select_cells(cells: list[Cell], value: str | None, seed: int | None, method: str | None) -> list[Cell]:
@@ -63,6 +63,8 @@ def lists_table(df: pd.DataFrame, parameter: str) -> Table:
 
 def tokens_heading(row: pd.Series, parameter: str) -> Text:
     score = "grading failed: " + str(row["failed"]) if row["failed"] else f"{row['percentage']:.1f}% relevant"
+    if not row["failed"] and pd.notna(row.get(CONTROL_COLUMN)):
+        score += f" (control against {row['control_organism']}: {row[CONTROL_COLUMN]:.1f}%)"
     name = list_name(row["position"], row["ordering"])
     return Text(f"seed {row['seed']} · {parameter}={row['value']} · {method_label(str(row['method']))} {name} · {score}", style="bold")
 
@@ -92,6 +94,8 @@ def show(cells: list[Cell], store: ResultsStore, judge_id: str, console: Console
     console.print(plotted_table(df, c0.swept))
     console.print(Text("token relevance per graded list (mean ± population SD over seeds)", style="bold"))
     console.print(lists_table(df, c0.swept))
+    if control_organisms(df):
+        console.print(Text(f"control %: the same lists graded against {', '.join(control_organisms(df))} (negative control)"))
     shown = df if all_orderings else df[(df["method"] == "adl") | (df["ordering"] == MAIN_ORDERING)]
     shown = shown.assign(method=method_series(shown))
     for _, row in shown.iterrows():

@@ -39,7 +39,9 @@ class OrderingResult(_Record):
 
 class RelevanceMetrics(_Record):
     """Percentages are in 0..100; UNKNOWN counts as not relevant. trivial_percentage is None when the
-    finetune's training data could not be read (trivial_unavailable says why)."""
+    finetune's training data could not be read (trivial_unavailable says why). control_percentage is
+    the same list's percentage graded against another organism's description (`control_organism`):
+    the share the judge would also have given to an unrelated finetune; None without a control."""
 
     percentage: float
     weighted_percentage: float
@@ -48,6 +50,17 @@ class RelevanceMetrics(_Record):
     n_relevant: int
     n_unknown: int
     trivial_unavailable: str | None = None
+    control_percentage: float | None = None
+    control_organism: str | None = None
+
+
+class ControlGrades(_Record):
+    """The negative control of one list: the same candidates graded against `organism`'s description."""
+
+    organism: str
+    labels: list[Label]
+    orderings: list[OrderingResult]
+    failed: str | None = None
 
 
 class GradedList(_Record):
@@ -59,3 +72,4 @@ class GradedList(_Record):
     orderings: list[OrderingResult]
     metrics: RelevanceMetrics | None
     failed: str | None = None
+    control: ControlGrades | None = None

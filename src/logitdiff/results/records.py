@@ -19,6 +19,7 @@ class RelevanceResult(BaseModel):
     judge_is_offline: bool
     cell: Cell
     lists: list[GradedList]
+    control_organism: str | None = None  # whose description every list was also graded against
 
 
 class CellFailure(BaseModel):
@@ -37,8 +38,9 @@ def failure_reason(store: ResultsStore, cell: Cell) -> str:
     return f"{doc.stage}: {doc.reason}"
 
 
-def relevance_problem(store: ResultsStore, cell: Cell, judge_id: str) -> str | None:
-    """Why the cell's stored grades by `judge_id` cannot be used (missing, unreadable, a failed list), or None."""
+def relevance_problem(store: ResultsStore, cell: Cell, judge_id: str, control_organism: str | None = None) -> str | None:
+    """Why the cell's stored grades by `judge_id` cannot be used (missing, unreadable, a failed list, or,
+    with `control_organism`, graded without the control against that organism), or None."""
     path = store.relevance(cell, judge_id)
     if not path.is_file():
         return f"no relevance by {judge_id}"
@@ -47,7 +49,11 @@ def relevance_problem(store: ResultsStore, cell: Cell, judge_id: str) -> str | N
     except ValueError as exc:
         return f"unreadable relevance result ({str(exc).splitlines()[0]})"
     failed = [f"{lst.list_id}: {lst.failed}" for lst in res.lists if lst.failed]
-    return f"grading failed ({'; '.join(failed)})" if failed else None
+    if failed:
+        return f"grading failed ({'; '.join(failed)})"
+    if control_organism is not None and res.control_organism != control_organism:
+        return f"no negative control against {control_organism}"
+    return None
 
 
 def failed_lists(store: ResultsStore, cell: Cell, judge_id: str) -> set[str]:
