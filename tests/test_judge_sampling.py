@@ -25,6 +25,7 @@ from testkit.tiny_experiment import TINY_MODEL, TINY_ORGANISM, TinySetup
 GRID = ["--values", "3", "--samples", "24", "--positions", "6"]
 LISTS_PER_CELL = 2  # the two LogitDiff orderings
 ORDERINGS = 3
+DESCRIPTIONS = 2  # each list is graded against its organism and against the negative control's
 KEY = "sk-test-0123456789abcdefXYZ"
 
 
@@ -52,7 +53,7 @@ def relevance_docs(root: Path) -> list[dict]:
 def test_equal_lists_of_two_seeds_are_two_samples_and_the_count_is_what_is_sent(
     tiny: TinySetup, chat_server: ChatServer, tmp_path: Path,
 ) -> None:
-    per_cell = LISTS_PER_CELL * ORDERINGS
+    per_cell = LISTS_PER_CELL * ORDERINGS * DESCRIPTIONS
     chat_server.reset(scripted_judge)
     check = run(tiny, tmp_path, chat_server, "42", "--check")
     assert check.returncode == 0, check.stderr[-3000:]
@@ -104,7 +105,7 @@ def test_failed_list_is_asked_again_by_a_rerun_and_by_overwrite(tiny: TinySetup,
         chat_server.reset(scripted_judge)
         good = run(tiny, root, chat_server, "42", *(["--overwrite"] if how == "overwrite" else []))
         assert good.returncode == 0, (how, good.stderr[-3000:])
-        assert planned_judge_requests(good) == LISTS_PER_CELL * ORDERINGS == len(chat_server.requests), how
+        assert planned_judge_requests(good) == LISTS_PER_CELL * ORDERINGS * DESCRIPTIONS == len(chat_server.requests), how
         assert not any(lst["failed"] for doc in relevance_docs(root) for lst in doc["lists"])
 
 

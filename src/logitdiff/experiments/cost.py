@@ -13,9 +13,11 @@ import math
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from logitdiff.config.loader import Registry
 from logitdiff.core.cell import Cell
+from logitdiff.experiments.control import control_organism
 from logitdiff.experiments.grid import plan_cells, planned_blackbox
 from logitdiff.experiments.judge_choice import resolve_judge_id
 from logitdiff.experiments.settings import Mode, RunSettings
@@ -23,7 +25,7 @@ from logitdiff.judge.factory import make_judge
 from logitdiff.judge.frequent_tokens import FrequentTokens
 from logitdiff.judge.llm_judge import LLMJudge
 from logitdiff.judge.offline import OFFLINE_JUDGE_ID
-from logitdiff.judge.relevance import ROTATIONS, shown_order
+from logitdiff.judge.relevance import ROTATIONS, ControlTarget, shown_order
 from logitdiff.llm.spec import parse_llm_id
 from logitdiff.results.list_ids import ADL_LISTS
 from logitdiff.results.records import relevance_problem
@@ -44,15 +46,31 @@ class PlannedRequests:
 
 
 FrequentFor = Callable[[Cell], FrequentTokens]
+ControlNameFor = Callable[[Cell], str | None]
+ControlFor = Callable[[Cell], ControlTarget | None]
+
+
+@dataclass(frozen=True)
+class ControlLookup:
+    """The run's negative control of a cell: its organism's name (cheap), and the target with that
+    organism's frequent tokens (needs a tokenizer: asked only for lists already stored)."""
+
+    name: ControlNameFor
+    target: ControlFor
+
+
+NO_CONTROL = ControlLookup(lambda cell: None, lambda cell: None)
 
 
 def planned_requests(reg: Registry, settings: RunSettings, store: ResultsStore, cells: Sequence[Cell], *,
-                     judge: LLMJudge | None, frequent: FrequentFor, blackbox: Collection[Cell] = ()) -> PlannedRequests:
+                     judge: LLMJudge | None, frequent: FrequentFor, blackbox: Collection[Cell] = (),
+                     control: ControlLookup = NO_CONTROL) -> PlannedRequests:
     """The requests the run of `cells` will send; `judge` None for the offline judge (no requests),
-    `frequent` the run's frequent training tokens of a cell's finetune."""
+    `frequent` the run's frequent training tokens of a cell's finetune, `control` its negative control
+    (every list is graded against it too)."""
     judge_requests = 0
     if judge is not None and settings.mode is not Mode.plotting:
-        judge_requests = sum(_judge_requests(reg, settings, store, cell, judge, frequent) for cell in cells)
+        judge_requests = sum(_judge_requests(reg, settings, store, cell, judge, frequent, control) for cell in cells)
     if settings.mode is not Mode.full:
         return PlannedRequests(judge_requests)
     agent = AgentKey(parse_llm_id(settings.agent_llm).id, parse_llm_id(settings.grader_llm).id, settings.agent_budget)
@@ -78,10 +96,11 @@ def _method_stored(store: ResultsStore, cell: Cell) -> bool:
 
 
 def _judge_requests(reg: Registry, settings: RunSettings, store: ResultsStore, cell: Cell, judge: LLMJudge,
-                    frequent: FrequentFor) -> int:
+                    frequent: FrequentFor, control: ControlLookup) -> int:
     judge_id = judge.id
     stored = _method_stored(store, cell)
-    if stored and not settings.overwrite and relevance_problem(store, cell, judge_id) is None:
+    control_name = control.name(cell)
+    if stored and not settings.overwrite and relevance_problem(store, cell, judge_id, control_name) is None:
         return 0  # graded before: reused without asking
     # torch loads with the method modules: only when there is something to grade.
     from logitdiff.experiments.candidates import candidate_lists, judge_samples
@@ -92,12 +111,13 @@ def _judge_requests(reg: Registry, settings: RunSettings, store: ResultsStore, c
     if cell.method == "adl" and cell.readout == "patchscope":
         if settings.overwrite or not stored or not store.scale_choice(cell, judge_id).is_file():
             scale_choices = n_lists * _scale_choice_requests()
+    graders = 1 + (control_name is not None)  # the organism's own description, and the control's
     if not stored or scale_choices:
-        return scale_choices + n_lists * len(ROTATIONS)
+        return scale_choices + n_lists * len(ROTATIONS) * graders
     try:
         lists = candidate_lists(store, cell, judge_id)
     except (ValueError, KeyError, StopIteration):  # an unreadable result is recomputed: every list is asked
-        return n_lists * len(ROTATIONS)
+        return n_lists * len(ROTATIONS) * graders
     organism = reg.organism(cell.organism)
     tokens_frequent = frequent(cell).tokens
     unanswered = 0
@@ -107,6 +127,12 @@ def _judge_requests(reg: Registry, settings: RunSettings, store: ResultsStore, c
             sample.refresh or not judge.first_request_cached(organism, tokens_frequent, shown_order(tokens, r), sample.ordering(lst.list_id, r))
             for r in ROTATIONS
         )
+        if (target := control.target(cell)) is not None:
+            control_list = f"{lst.list_id}|control:{target.organism.name}"
+            unanswered += sum(
+                sample.refresh or not judge.first_request_cached(target.organism, target.frequent, shown_order(tokens, r), sample.ordering(control_list, r))
+                for r in ROTATIONS
+            )
     return unanswered
 
 
@@ -129,15 +155,20 @@ def check_plan(reg: Registry, settings: RunSettings, grids: Sequence[Sequence[Ce
     if resolve_judge_id(settings.judge) != OFFLINE_JUDGE_ID:
         built = make_judge(settings.judge, settings.llm_cache(), timeout_s=settings.llm_timeout_s, retries=settings.llm_retries)
         judge = built if isinstance(built, LLMJudge) else None
-    loaded: dict[str, FrequentFor] = {}
+    run_organisms = tuple(dict.fromkeys(c.organism for cells in grids for c in cells))
+    loaded: dict[str, Any] = {}
 
-    def frequent(cell: Cell) -> FrequentTokens:
+    def stages() -> Any:
         if not loaded:
-            # The run's own lookup (tokenizer and cached counts); it needs torch, so only for stored lists.
+            # The run's own lookups (tokenizer and cached counts); they need torch, so only for stored lists.
             from logitdiff.experiments.stages import Stages
             from logitdiff.experiments.summary import RunSummary
 
-            loaded["run"] = Stages(reg, settings, store, RunSummary()).frequent_tokens
-        return loaded["run"](cell)
+            loaded["run"] = Stages(reg, settings, store, RunSummary(), run_organisms=run_organisms)
+        return loaded["run"]
 
-    return planned_requests(reg, settings, store, cells, judge=judge, frequent=frequent, blackbox=blackbox)
+    def control_name(cell: Cell) -> str | None:
+        return control_organism(reg, cell.organism, cell.model, run_organisms)
+
+    return planned_requests(reg, settings, store, cells, judge=judge, frequent=lambda cell: stages().frequent_tokens(cell),
+                            blackbox=blackbox, control=ControlLookup(control_name, lambda cell: stages().control(cell)))

@@ -89,7 +89,7 @@ def _run(reg: Registry, settings: RunSettings, grids: list[list[Cell]], todo: li
         needs = hub_needs(reg, store, todo, resolve_judge_id(settings.judge), overwrite=settings.overwrite, with_agent=settings.mode is Mode.full)
         check_hub_access(needs)
     # torch and transformers load only after the hub check, so a doomed run ends in seconds.
-    from logitdiff.experiments.cost import planned_requests
+    from logitdiff.experiments.cost import ControlLookup, planned_requests
     from logitdiff.experiments.preflight import check_run_inputs, remove_debris
     from logitdiff.experiments.stages import Stages
     from logitdiff.judge.llm_judge import LLMJudge
@@ -106,7 +106,8 @@ def _run(reg: Registry, settings: RunSettings, grids: list[list[Cell]], todo: li
         stages.prepare(with_agent=settings.mode is Mode.full)
         console.print(f"[bold]{escape(headline)}[/], {len(pass_groups(todo))} passes, judge {escape(stages.judge_id)}")
         llm_judge = stages.judge if isinstance(stages.judge, LLMJudge) else None
-        plan = planned_requests(reg, settings, store, todo, judge=llm_judge, frequent=stages.frequent_tokens, blackbox=blackbox)
+        plan = planned_requests(reg, settings, store, todo, judge=llm_judge, frequent=stages.frequent_tokens, blackbox=blackbox,
+                                control=ControlLookup(stages.control_name, stages.control))
         console.print(escape(plan.line()), soft_wrap=True)
         for group in pass_groups(todo):
             stages.run_group(group)

@@ -185,13 +185,14 @@ class Stages:
         self.store.failure(cell).unlink(missing_ok=True)
         return True
 
-    def _control_name(self, cell: Cell) -> str | None:
+    def control_name(self, cell: Cell) -> str | None:
+        """The organism whose description is the cell's negative control (cheap: no tokenizer)."""
         return control_organism(self.reg, cell.organism, cell.model, self.run_organisms or (cell.organism,))
 
     def _relevance_done(self, cell: Cell) -> bool:
         if cell in self.fresh:
             return False
-        problem = relevance_problem(self.store, cell, self.judge_id, self._control_name(cell))
+        problem = relevance_problem(self.store, cell, self.judge_id, self.control_name(cell))
         if problem is not None and self.store.relevance(cell, self.judge_id).is_file():
             console.print(f"[yellow]regrading[/] {escape(cell.label())}: {escape(problem)}")
         return problem is None
@@ -290,9 +291,9 @@ class Stages:
             self._frequent[key] = frequent_training_tokens(self.reg.organism(organism), ref, tokenizer, self.settings.cache_dir)
         return self._frequent[key]
 
-    def _control(self, cell: Cell) -> ControlTarget | None:
+    def control(self, cell: Cell) -> ControlTarget | None:
         """The other organism the cell's lists are also graded against, with its own frequent training tokens."""
-        name = self._control_name(cell)
+        name = self.control_name(cell)
         if name is None:
             return None
         finetune = control_finetune(self.reg, name, cell.model)
@@ -349,7 +350,7 @@ class Stages:
         flat = [lst for lists in per_cell.values() for lst in lists]
         samples = [s for c, lists in per_cell.items() for s in judge_samples(self.store, c, self.judge_id, lists)]
         frequent = self.frequent_tokens(cells[0])
-        control = self._control(cells[0])
+        control = self.control(cells[0])
         graded = iter(asyncio.run(grade_lists(self.judge, organism, frequent.tokens, flat, trivial_unavailable=frequent.unavailable,
                                               samples=samples, control=control)))
         for c, lists in per_cell.items():
