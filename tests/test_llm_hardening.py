@@ -189,5 +189,8 @@ def test_llm_timeout_and_retries_options_bound_a_silent_judge(tiny: TinySetup, t
     lists = [lst for doc in docs for lst in doc["lists"]]
     assert len(docs) == 2 and lists and all(lst["failed"] for lst in lists)
     assert all("timed out" in lst["failed"] or "not asked: no answer within 0.5 s on any of 2 attempt" in lst["failed"] for lst in lists)
-    # 3 orderings per list, each tried at most twice (--llm-retries 1); none are re-asks, since none was answered.
-    assert 0 < len(chat_server.requests) <= 2 * 3 * len(lists)
+    # Each list is graded against its own description and, as the negative control, another organism's:
+    # 3 orderings each, each tried at most twice (--llm-retries 1); none are re-asks, since none was answered.
+    gradings = len(lists) + sum(1 for lst in lists if lst.get("control") is not None)
+    assert all(lst["control"]["failed"] for lst in lists if lst.get("control") is not None)
+    assert 0 < len(chat_server.requests) <= 2 * 3 * gradings
