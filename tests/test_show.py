@@ -154,10 +154,22 @@ def test_report_md_prints_the_plotted_numbers(run: Run) -> None:
     header = next(line for line in out.splitlines() if line.startswith("| variant"))
     methods = [h.strip().removesuffix(" %") for h in header.strip("|").split("|")[1:]]
     assert methods == ["LogitDiff TopK", "ADL logit lens", "ADL patchscope"]
-    table = {line.strip("|").split("|")[0].strip(): [c.strip() for c in line.strip("|").split("|")[1:]]
-             for line in out.splitlines() if line.startswith("| ") and not line.startswith("| variant")}
+    tables: list[dict[str, list[str]]] = []  # each "| variant" header starts a table
+    for line in out.splitlines():
+        if line.startswith("| variant"):
+            tables.append({})
+        elif line.startswith("| "):
+            tables[-1][line.strip("|").split("|")[0].strip()] = [c.strip() for c in line.strip("|").split("|")[1:]]
     method_of = {v: k for k, v in LABELS.items()}
-    assert table == {v: [fmt(expected[(method_of[m], v)]) for m in methods] for v in VALUES}, out
+    own, control = tables  # the relevance table, then its negative control
+    assert own == {v: [fmt(expected[(method_of[m], v)]) for m in methods] for v in VALUES}, out
+    expected_control = grouped(run.records, plotted_key, "control_percentage")
+    assert control == {v: [fmt(expected_control.get((method_of[m], v), [])) for m in methods] for v in VALUES}, out
+    assert f"graded against the description of {run.records[0]['control_organism']}, %" in out
+    plotted = [t for r in run.records if r["failed"] is None and plotted_key(r) is not None for t in r["tokens"]]
+    relevant = sum(t["control_label"] == "RELEVANT" for t in plotted)
+    assert 0 < relevant < len(plotted)  # the scripted control labels some tokens of each kind
+    assert f"the judge called {relevant} of the {len(plotted)} tokens of these lists relevant ({100 * relevant / len(plotted):.1f} %)" in out
     assert "Judge vllm/scripted-judge; seeds 42, 1042" in out
     lists = logitdiff(run.setup, "report", "study", "--output-dir", str(run.setup.outputs), "--lists")
     first = next(r for r in run.records if r["readout"] == "patchscope" and r["position"] == 1 and r["seed"] == 42 and r["value"] == "default")

@@ -104,7 +104,8 @@ def _run(reg: Registry, settings: RunSettings, grids: list[list[Cell]], todo: li
     stages = Stages(reg, settings, store, summary, blackbox=blackbox, run_organisms=run_organisms)
     if todo:
         stages.prepare(with_agent=settings.mode is Mode.full)
-        console.print(f"[bold]{escape(headline)}[/], {len(pass_groups(todo))} passes, judge {escape(stages.judge_id)}")
+        n_passes = len(pass_groups(todo))
+        console.print(f"[bold]{escape(headline)}[/], {n_passes} pass{'es' if n_passes != 1 else ''}, judge {escape(stages.judge_id)}")
         llm_judge = stages.judge if isinstance(stages.judge, LLMJudge) else None
         plan = planned_requests(reg, settings, store, todo, judge=llm_judge, frequent=stages.frequent_tokens, blackbox=blackbox,
                                 control=ControlLookup(stages.control_name, stages.control))

@@ -81,6 +81,14 @@ def control_stats(df: pd.DataFrame) -> pd.DataFrame:
     return relevance_stats(df, CONTROL_COLUMN)
 
 
+def control_token_counts(df: pd.DataFrame) -> tuple[int, int]:
+    """(tokens the control called relevant, tokens graded) over the plotted lists' controls: the judge's
+    false-positive rate on the run, since no token of this finetune belongs to the control's domain."""
+    points = relevance_points(df, CONTROL_COLUMN)
+    labels = [t.get("control_label") for tokens in points.get("tokens", []) for t in tokens]
+    return sum(label == "RELEVANT" for label in labels), len(labels)
+
+
 def list_stats(df: pd.DataFrame, column: str) -> pd.DataFrame:
     """Per (method, list, value): mean and population SD over the seeds of one graded list (every
     LogitDiff ordering, every ADL position), as `logitdiff show` lists them."""

@@ -14,7 +14,7 @@ import pandas as pd
 
 from logitdiff.core.atomic import read_json
 from logitdiff.core.errors import UserError
-from logitdiff.report.bands import METHOD_LABELS, agent_summary, band_stats, mean_sd, relevance_stats, relevance_summary
+from logitdiff.report.bands import METHOD_LABELS, agent_summary, band_stats, control_organisms, control_stats, control_token_counts, mean_sd, relevance_stats, relevance_summary
 
 RELEVANCE_FILE = "token_relevance_results.json"
 AGENT_FILE = "agent_results.json"
@@ -104,6 +104,15 @@ def markdown(found: ResultFolder, *, lists: bool = False) -> str:
               f"Judge {judges}; seeds {seeds}; S, T, K as the experiment fixes them.", ""]
     lines += _table(relevance_stats(rel, "percentage"), str(rel["parameter"].iloc[0]), values, 1, " %")
     lines.append("")
+    if controls := control_organisms(rel):
+        lines += [f"Negative control: the same lists graded against the description of {', '.join(controls)}, % "
+                  "(same points and bands).", ""]
+        lines += _table(control_stats(rel), str(rel["parameter"].iloc[0]), values, 1, " %")
+        relevant, graded = control_token_counts(rel)
+        if graded:
+            lines += ["", f"Against that description the judge called {relevant} of the {graded} tokens of these lists relevant "
+                          f"({100 * relevant / graded:.1f} %): its false-positive rate on this run."]
+        lines.append("")
     if len(agent):
         lines += ["Agent score, 1–5 (mean ± population SD over seeds × agent runs × grader runs).", ""]
         lines += _table(band_stats(agent, ["method", "value"], "score"), str(rel["parameter"].iloc[0]), values, 2, "")
@@ -121,5 +130,6 @@ def as_json(found: ResultFolder) -> dict[str, object]:
         "model": found.model,
         "organism": found.organism,
         "relevance": relevance_summary(rel) if len(rel) else [],
+        "control_tokens": dict(zip(("relevant", "graded"), control_token_counts(rel), strict=True)) if len(rel) else None,
         "agent": agent_summary(agent) if len(agent) else [],
     }
