@@ -43,6 +43,7 @@ class GridOptions:
     top_k: int | None = None
     corpus: str | None = None
     adl_readout: str = "lens"  # lens, patchscope or both
+    drop_bos: bool = False  # leave the BOS position out of the counts
 
 
 def _refuse_repeats(flag: str, given: Sequence[object]) -> None:
@@ -156,6 +157,7 @@ def _organism_cells(
                         swept=exp.swept,
                         value=value,
                         readout=readout,
+                        drop_bos=opts.drop_bos,
                     )
                 )
     vocab = reg.model(model).vocab_size
@@ -169,11 +171,11 @@ def _organism_cells(
 
 def pass_groups(cells: Sequence[Cell]) -> list[list[Cell]]:
     """Cells per engine pass, in order of first appearance: every finetune (organism, variant) of one
-    (base model, corpus, seed) together. LoRA finetunes become adapters of one base copy; whether a
+    (base model, corpus, seed, drop_bos) together. LoRA finetunes become adapters of one base copy; whether a
     full-weight finetune fits beside them is the engine's memory plan to decide when it loads."""
-    groups: dict[tuple[str, str, int], list[Cell]] = {}
+    groups: dict[tuple[str, str, int, bool], list[Cell]] = {}
     for c in cells:
-        groups.setdefault((c.model, c.corpus, c.seed), []).append(c)
+        groups.setdefault((c.model, c.corpus, c.seed, c.drop_bos), []).append(c)
     return list(groups.values())
 
 

@@ -239,7 +239,7 @@ class Stages:
             }
             results = run_variants_pass(
                 {w: pairs[w] for w in requests}, requests, first.corpus, first.seed,
-                batch_size=self.settings.batch_size, drop_bos=self.settings.drop_bos,
+                batch_size=self.settings.batch_size, drop_bos=first.drop_bos,
             )  # fmt: skip
         except torch.cuda.OutOfMemoryError:
             reason = "out of GPU memory: rerun with a smaller --batch-size (or --dtype bfloat16)"

@@ -55,7 +55,7 @@ def save_logitdiff(store: ResultsStore, cell: Cell, counters: LogitDiffCounters,
         positions_per_text=counters.positions_per_text,
         top_k=counters.top_k,
         positions=counters.positions,
-        drop_bos=store.drop_bos,
+        drop_bos=cell.drop_bos,
         orderings=orderings,
     )
     _save_doc(store.orderings(cell), cell, doc)
