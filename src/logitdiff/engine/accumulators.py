@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from logitdiff.engine.limits import ADL_NORM_FROM
 from logitdiff.engine.stats import AdlStats, LogitDiffCounters
 
-ADL_NORM_FROM = 5  # SPEC §4: norms use positions ≥ 5
 # Column sums run on row blocks of this many elements: each block is summed in fp32 (a float64 sum
 # converts d first, ~15× slower on CPU) and added to the float64 total, so rounding stays per block.
 _REDUCE_ELEMENTS = 2**22

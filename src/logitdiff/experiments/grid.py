@@ -19,6 +19,7 @@ from logitdiff.config.loader import Registry
 from logitdiff.config.schema import ExperimentConfig, SweptParameter
 from logitdiff.core.cell import AdlReadout, Cell, Method
 from logitdiff.core.errors import UserError
+from logitdiff.engine.limits import check_adl_positions, check_top_k
 
 ArrayUnit = Literal["cell", "pass"]
 ADL_READOUT_CHOICES: dict[str, tuple[AdlReadout, ...]] = {"lens": ("lens",), "patchscope": ("patchscope",), "both": ("lens", "patchscope")}
@@ -162,10 +163,10 @@ def _organism_cells(
                 )
     vocab = reg.model(model).vocab_size
     for cell in cells:
-        if vocab is not None and cell.method == "logitdiff" and cell.top_k > vocab:
-            raise UserError(f"K={cell.top_k} exceeds the vocabulary of {model} ({vocab} tokens); cell {cell.label()}")
-        if cell.method == "adl" and cell.positions <= 5:
-            raise UserError(f"ADL needs more than 5 positions (its norms use positions >= 5); cell {cell.label()} has T={cell.positions}")
+        if vocab is not None and cell.method == "logitdiff":
+            check_top_k(cell.top_k, vocab, model, f"; cell {cell.label()}")
+        if cell.method == "adl":
+            check_adl_positions(cell.positions, f"; cell {cell.label()}")
     return cells
 
 
