@@ -1,14 +1,18 @@
 """Grid expansion, ordering, overrides and SLURM array-id mapping."""
 
-from dataclasses import fields
+from dataclasses import fields, replace
+from pathlib import Path
 from typing import get_args
 
 import pytest
 
 from logitdiff.config.loader import Registry
 from logitdiff.config.schema import SweptParameter
+from logitdiff.core.cell import Cell
 from logitdiff.core.errors import UserError
+from logitdiff.core.names import slug
 from logitdiff.experiments.grid import SWEPT_FLAG, GridOptions, array_units, expand, pass_groups, plan_cells, task_for_id
+from logitdiff.results.store import ResultsStore
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +156,26 @@ def test_task_id_mapping() -> None:
     for bad in (None, "", "x", "-1"):
         with pytest.raises(UserError, match="SLURM_ARRAY_TASK_ID"):
             task_for_id(bad, 45)
+
+
+def test_drop_bos_is_part_of_the_cell_and_keeps_the_default_key(reg: Registry, tmp_path: Path) -> None:
+    """--drop-bos changes every number, so it is in the cell's result key and folder; a default cell keeps
+    the key and folder results were stored under before (a rerun finds them and recomputes nothing)."""
+    opts = GridOptions(seeds=[42], values=["default"])
+    default = expand(reg, reg.experiment("mix-ratio"), opts)
+    nobos = expand(reg, reg.experiment("mix-ratio"), replace(opts, drop_bos=True))
+    assert [c.drop_bos for c in default] == [False, False] and [c.drop_bos for c in nobos] == [True, True]
+    store = ResultsStore(tmp_path)
+    ld, adl = default
+    corpus = "science-of-finetuning/fineweb-1m-sample"
+    assert ld.result_key == ("gemma3_1B", "cake_bake", "default", corpus, 42, "logitdiff", 1000, 30, 100, None)
+    assert adl.result_key == ("gemma3_1B", "cake_bake", "default", corpus, 42, "adl", 1000, 30, 100, 0.5)
+    assert [store.method_dir(c).relative_to(tmp_path).as_posix() for c in default] == [
+        f"gemma3_1B/cake_bake/default/{slug(corpus)}/seed42/logitdiff/S1000_T30_K100", f"gemma3_1B/cake_bake/default/{slug(corpus)}/seed42/adl/S1000_T30_L0.5"]
+    assert [store.method_dir(c).relative_to(store.pass_dir(c)).as_posix() for c in nobos] == ["logitdiff/S1000_T30_K100_nobos", "adl/S1000_T30_L0.5_nobos"]
+    assert all(a.result_key != b.result_key for a in default for b in nobos)
+    # a result document written before the cell had drop_bos reads as the default cell
+    assert Cell.model_validate({k: v for k, v in ld.model_dump().items() if k != "drop_bos"}) == ld
+    # the two never share a stored result or an engine pass
+    assert plan_cells([default, nobos]) == default + nobos
+    assert pass_groups(default + nobos) == [default, nobos]

@@ -13,6 +13,7 @@ from transformers import PreTrainedTokenizerFast
 
 from logitdiff.config.loader import Registry
 from logitdiff.config.schema import FinetunedRef, OrganismConfig
+from logitdiff.experiments.judge_choice import resolve_judge_id
 from logitdiff.judge.calibration import calibrate, load_labels
 from logitdiff.judge.factory import make_judge
 from logitdiff.judge.frequent_tokens import FrequentTokens, frequent_training_tokens
@@ -69,18 +70,18 @@ def test_grade_lists_with_offline_judge(judge: OfflineJudge, registry: Registry)
     assert graded.orderings[0].responses[0].startswith("ANSWER[1]: RELEVANT")
 
 
-def test_make_judge_falls_back_to_offline_without_key(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_make_judge_falls_back_to_offline_without_key_and_the_run_names_the_same_judge(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LOGITDIFF_HOME", str(tmp_path))  # no key file in the repo root either
     judge = make_judge(None, tmp_path)
-    assert isinstance(judge, OfflineJudge) and judge.id == OFFLINE_JUDGE_ID
+    assert isinstance(judge, OfflineJudge) and judge.id == OFFLINE_JUDGE_ID == resolve_judge_id(None)
     assert "offline judge" in capsys.readouterr().err
-    assert isinstance(make_judge("offline", tmp_path), OfflineJudge)
+    assert isinstance(make_judge("offline", tmp_path), OfflineJudge) and resolve_judge_id("offline") == OFFLINE_JUDGE_ID
     monkeypatch.setenv("OPENROUTER_API_KEY", "k")
     default = make_judge(None, tmp_path)
-    assert isinstance(default, LLMJudge) and default.id == "openrouter/openai/gpt-5-mini"
-    assert make_judge("vllm/m@http://127.0.0.1:9/v1", tmp_path).id == "vllm/m"
+    assert isinstance(default, LLMJudge) and default.id == "openrouter/openai/gpt-5-mini" == resolve_judge_id(None)
+    assert make_judge("vllm/m@http://127.0.0.1:9/v1", tmp_path).id == "vllm/m" == resolve_judge_id("vllm/m@http://127.0.0.1:9/v1")
 
 
 LOCAL = FinetunedRef(adapter_path="some/local/adapter")

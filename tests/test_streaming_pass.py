@@ -13,7 +13,7 @@ import torch
 from logitdiff.core.errors import UserError
 from logitdiff.engine.corpus import load_corpus
 from logitdiff.engine.models import ModelPair
-from logitdiff.engine.stats import absolute_layer
+from logitdiff.engine.stats import ADL_VECTORS, COUNTERS, absolute_layer
 from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, VariantRequests, run_pass, run_variants_pass
 from logitdiff.methods.adl import logit_lens
 from logitdiff.methods.logitdiff import orderings
@@ -104,6 +104,13 @@ def test_one_pass_equals_naive_runs_for_every_cell(corpus: str, make_pair) -> No
 def test_lora_pass_uses_one_shared_head(corpus: str) -> None:
     assert run_pass(lora_pair(), corpus, SEED, [LogitDiffRequest(2, 3, 2)], [], progress=False).record.shared_head
     assert not run_pass(tiny_pair(), corpus, SEED, [LogitDiffRequest(2, 3, 2)], [], progress=False).record.shared_head
+
+
+def test_results_hold_the_declared_tensors(corpus: str) -> None:
+    """What a pass returns is what the store checks a stored file against (one declaration of both)."""
+    result = run_pass(tiny_pair(), corpus, SEED, [LogitDiffRequest(2, 6, 2)], [AdlRequest(2, 6, 0.5)], progress=False)
+    for got, declared in ((result.logitdiff[LogitDiffRequest(2, 6, 2)].tensors(), COUNTERS), (result.adl[AdlRequest(2, 6, 0.5)].tensors(), ADL_VECTORS)):
+        assert {name: (t.dtype, t.dim()) for name, t in got.items()} == declared
 
 
 def test_adl_equals_naive_means_and_norms(corpus: str) -> None:

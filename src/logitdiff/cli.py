@@ -138,6 +138,7 @@ class TargetFlags:
     seeds: Seeds = None
     corpus: Corpus = None
     adl_readout: AdlReadoutOpt = None  # None: the command's default (see the option's help)
+    drop_bos: DropBos = GridOptions.drop_bos  # another result: part of each cell, like the values above
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,7 @@ def grid_options(target: TargetFlags, sweep: SweepFlags = SweepFlags()) -> GridO
         top_k=sweep.top_k,
         corpus=target.corpus,
         adl_readout=target.adl_readout or GridOptions.adl_readout,
+        drop_bos=target.drop_bos,
     )
 
 
@@ -171,7 +173,6 @@ class StoreFlags:
 
     results_dir: ResultsDir = _run_default("results_dir")
     judge: Judge = _run_default("judge")
-    drop_bos: DropBos = _run_default("drop_bos")
 
 
 @dataclass(frozen=True)
@@ -369,7 +370,7 @@ def status(experiment: ExperimentArg, target: TargetFlags, sweep: SweepFlags, st
 
     reg = _registry()
     cells = expand(reg, reg.experiment(experiment), grid_options(target, sweep))
-    print_status(cells, store.results_dir, store.judge, store.drop_bos)
+    print_status(cells, store.results_dir, store.judge)
 
 
 @with_groups
@@ -395,7 +396,7 @@ def show(
         raise UserError(f"--method must be logitdiff or adl, got {method!r}")
     reg = _registry()
     exp = reg.experiment(experiment)
-    results, judge_id = ResultsStore(store.results_dir, drop_bos=store.drop_bos), resolve_judge_id(store.judge)
+    results, judge_id = ResultsStore(store.results_dir), resolve_judge_id(store.judge)
     # Without --adl-readout: every readout that has stored grades, labelled (as the plots show them).
     cells = expand(reg, exp, grid_options(replace(target, adl_readout=target.adl_readout or "both"), sweep))
     if target.adl_readout is None:

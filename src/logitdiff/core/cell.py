@@ -34,6 +34,7 @@ class Cell(BaseModel):
     swept: str
     value: str | int
     readout: AdlReadout = "lens"  # how ADL reads δ (SPEC §4); LogitDiff cells keep the default
+    drop_bos: bool = False  # the BOS position left out of the counts (--drop-bos): another result
 
     @property
     def pass_key(self) -> tuple[str, str, str, str, int]:
@@ -47,8 +48,11 @@ class Cell(BaseModel):
 
     @property
     def result_key(self) -> tuple[object, ...]:
-        """Everything its stored result depends on (the store's path), not which experiment asked for it."""
-        return (*self.pass_key, self.method_label, self.samples, self.positions, self.top_k, self.adl_layer if self.method == "adl" else None)
+        """Everything its stored result depends on (the store's path), not which experiment asked for it.
+        drop_bos adds a part only when set, so the key (and folder) of a default cell stays the one
+        results were stored under before drop_bos was part of it."""
+        key = (*self.pass_key, self.method_label, self.samples, self.positions, self.top_k, self.adl_layer if self.method == "adl" else None)
+        return (*key, "nobos") if self.drop_bos else key
 
     def label(self) -> str:
         method = f" {self.method_label}" if self.method == "adl" or self.swept == "variant" else ""

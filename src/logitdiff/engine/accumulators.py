@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from logitdiff.engine.stats import AdlStats, LogitDiffCounters
+from logitdiff.engine.limits import ADL_NORM_FROM
+from logitdiff.engine.stats import ADL_VECTORS, COUNTERS, AdlStats, LogitDiffCounters
 
-ADL_NORM_FROM = 5  # SPEC §4: norms use positions ≥ 5
 # Column sums run on row blocks of this many elements: each block is summed in fp32 (a float64 sum
 # converts d first, ~15× slower on CPU) and added to the float64 total, so rounding stays per block.
 _REDUCE_ELEMENTS = 2**22
@@ -61,10 +61,10 @@ class LogitDiffAccumulator:
     def __init__(self, codes: TopKCodes, device: torch.device) -> None:
         v, nk = codes.vocab, len(codes.ks)
         self.codes = codes
-        self.hist_pos = torch.zeros(v, nk, dtype=torch.int64, device=device)
-        self.hist_neg = torch.zeros(v, nk, dtype=torch.int64, device=device)
-        self.sum_diff = torch.zeros(v, dtype=torch.float64, device=device)
-        self.npos = torch.zeros(v, dtype=torch.int64, device=device)
+        self.hist_pos = torch.zeros(v, nk, dtype=COUNTERS["count_pos"][0], device=device)
+        self.hist_neg = torch.zeros(v, nk, dtype=COUNTERS["count_neg"][0], device=device)
+        self.sum_diff = torch.zeros(v, dtype=COUNTERS["sum_diff"][0], device=device)
+        self.npos = torch.zeros(v, dtype=COUNTERS["npos"][0], device=device)
         self.positions = 0
 
     def add(self, d: torch.Tensor, pos_codes: torch.Tensor, neg_codes: torch.Tensor) -> None:
@@ -123,9 +123,9 @@ class AdlAccumulator:
             first_position=self.first_position,
             relative_layer=relative_layer,
             layer=layer,
-            delta_mean=(self.delta / n).float().cpu(),
-            base_mean=(self.base / n).float().cpu(),
-            ft_mean=(self.ft / n).float().cpu(),
+            delta_mean=(self.delta / n).to(ADL_VECTORS["delta_mean"][0]).cpu(),
+            base_mean=(self.base / n).to(ADL_VECTORS["base_mean"][0]).cpu(),
+            ft_mean=(self.ft / n).to(ADL_VECTORS["ft_mean"][0]).cpu(),
             base_norm=float(self.base_norm / norm_count),
             ft_norm=float(self.ft_norm / norm_count),
         )

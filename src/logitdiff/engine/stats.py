@@ -7,6 +7,17 @@ from dataclasses import dataclass
 
 import torch
 
+# The tensors a cell's result holds, name -> (dtype, rank), declared once: the accumulators allocate
+# these dtypes, `tensors()` hands these names to the store, and the store checks a file against them
+# before it reuses it.
+COUNTERS: dict[str, tuple[torch.dtype, int]] = {
+    "count_pos": (torch.int64, 1),
+    "count_neg": (torch.int64, 1),
+    "sum_diff": (torch.float64, 1),
+    "npos": (torch.int64, 1),
+}
+ADL_VECTORS: dict[str, tuple[torch.dtype, int]] = {"delta_mean": (torch.float32, 2), "base_mean": (torch.float32, 2), "ft_mean": (torch.float32, 2)}
+
 
 @dataclass(frozen=True)
 class LogitDiffCounters:
@@ -16,13 +27,14 @@ class LogitDiffCounters:
     positions_per_text: int
     top_k: int
     positions: int  # total positions counted: S·T, or S·(T−1) when the BOS position is left out
-    count_pos: torch.Tensor  # [V] int64: #positions with the id among the K largest d
-    count_neg: torch.Tensor  # [V] int64: #positions with the id among the K smallest d
-    sum_diff: torch.Tensor  # [V] float64: Σ d
-    npos: torch.Tensor  # [V] int64: #positions with d > 0
+    # [V] each, dtypes as COUNTERS declares them
+    count_pos: torch.Tensor  # #positions with the id among the K largest d
+    count_neg: torch.Tensor  # #positions with the id among the K smallest d
+    sum_diff: torch.Tensor  # Σ d
+    npos: torch.Tensor  # #positions with d > 0
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        return {"count_pos": self.count_pos, "count_neg": self.count_neg, "sum_diff": self.sum_diff, "npos": self.npos}
+        return {name: getattr(self, name) for name in COUNTERS}
 
 
 @dataclass(frozen=True)
@@ -34,14 +46,15 @@ class AdlStats:
     first_position: int  # 1 when the BOS position is left out (--drop-bos), else 0
     relative_layer: float
     layer: int  # absolute decoder block index
-    delta_mean: torch.Tensor  # [T − first_position, H] float32: mean of h_ft − h_base, row i = position first_position + i
-    base_mean: torch.Tensor  # [T − first_position, H] float32
-    ft_mean: torch.Tensor  # [T − first_position, H] float32
+    # [T − first_position, H] each, dtypes as ADL_VECTORS declares them
+    delta_mean: torch.Tensor  # mean of h_ft − h_base, row i = position first_position + i
+    base_mean: torch.Tensor
+    ft_mean: torch.Tensor
     base_norm: float  # mean L2 norm of h_base over positions ≥ 5
     ft_norm: float
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        return {"delta_mean": self.delta_mean, "base_mean": self.base_mean, "ft_mean": self.ft_mean}
+        return {name: getattr(self, name) for name in ADL_VECTORS}
 
 
 def absolute_layer(relative: float, num_layers: int) -> int:

@@ -29,6 +29,7 @@ from logitdiff.engine.accumulators import AdlAccumulator, LogitDiffAccumulator, 
 from logitdiff.engine.allocator import release_freed_memory
 from logitdiff.engine.corpus import load_corpus
 from logitdiff.engine.forward import PairReadout, SideOutput, run_body
+from logitdiff.engine.limits import check_adl_positions, check_top_k
 from logitdiff.engine.memory_plan import MAX_FORWARD_TEXTS, available_bytes, readout_blocks, readout_positions
 from logitdiff.engine.models import ModelPair
 from logitdiff.engine.ranked import ranked_codes
@@ -96,11 +97,11 @@ def _validate(pair: ModelPair, logitdiff: Sequence[LogitDiffRequest], adl: Seque
     for r in logitdiff:
         if min(r.samples, r.positions, r.top_k) < 1:
             raise UserError(f"LogitDiff needs S, T, K ≥ 1; got S={r.samples} T={r.positions} K={r.top_k}")
-        if r.top_k > vocab:
-            raise UserError(f"top-K {r.top_k} exceeds the vocabulary size {vocab}; use a smaller --top-k")
+        check_top_k(r.top_k, vocab, pair.base_model or pair.base_id)
     for a in adl:
-        if a.samples < 1 or a.positions <= 5:
-            raise UserError(f"ADL needs S ≥ 1 and T > 5 (norms use positions ≥ 5); got S={a.samples} T={a.positions}")
+        if a.samples < 1:
+            raise UserError(f"ADL needs S ≥ 1; got S={a.samples}")
+        check_adl_positions(a.positions)
         if not 0.0 <= a.layer <= 1.0:
             raise UserError(f"ADL relative layer must be within [0, 1], got {a.layer}")
 

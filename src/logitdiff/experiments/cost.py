@@ -150,7 +150,7 @@ def check_plan(reg: Registry, settings: RunSettings, grids: Sequence[Sequence[Ce
     frequent tokens, built without contacting any server."""
     cells = plan_cells(grids)
     blackbox = planned_blackbox(grids, cells)
-    store = ResultsStore(settings.results_dir, drop_bos=settings.drop_bos, cache_dir=settings.cache_dir)
+    store = ResultsStore(settings.results_dir, cache_dir=settings.cache_dir)
     judge = None
     if resolve_judge_id(settings.judge) != OFFLINE_JUDGE_ID:
         built = make_judge(settings.judge, settings.llm_cache(), timeout_s=settings.llm_timeout_s, retries=settings.llm_retries)

@@ -19,6 +19,7 @@ from logitdiff.config.loader import Registry
 from logitdiff.config.schema import ExperimentConfig, SweptParameter
 from logitdiff.core.cell import AdlReadout, Cell, Method
 from logitdiff.core.errors import UserError
+from logitdiff.engine.limits import check_adl_positions, check_top_k
 
 ArrayUnit = Literal["cell", "pass"]
 ADL_READOUT_CHOICES: dict[str, tuple[AdlReadout, ...]] = {"lens": ("lens",), "patchscope": ("patchscope",), "both": ("lens", "patchscope")}
@@ -43,6 +44,7 @@ class GridOptions:
     top_k: int | None = None
     corpus: str | None = None
     adl_readout: str = "lens"  # lens, patchscope or both
+    drop_bos: bool = False  # leave the BOS position out of the counts
 
 
 def _refuse_repeats(flag: str, given: Sequence[object]) -> None:
@@ -156,24 +158,25 @@ def _organism_cells(
                         swept=exp.swept,
                         value=value,
                         readout=readout,
+                        drop_bos=opts.drop_bos,
                     )
                 )
     vocab = reg.model(model).vocab_size
     for cell in cells:
-        if vocab is not None and cell.method == "logitdiff" and cell.top_k > vocab:
-            raise UserError(f"K={cell.top_k} exceeds the vocabulary of {model} ({vocab} tokens); cell {cell.label()}")
-        if cell.method == "adl" and cell.positions <= 5:
-            raise UserError(f"ADL needs more than 5 positions (its norms use positions >= 5); cell {cell.label()} has T={cell.positions}")
+        if vocab is not None and cell.method == "logitdiff":
+            check_top_k(cell.top_k, vocab, model, f"; cell {cell.label()}")
+        if cell.method == "adl":
+            check_adl_positions(cell.positions, f"; cell {cell.label()}")
     return cells
 
 
 def pass_groups(cells: Sequence[Cell]) -> list[list[Cell]]:
     """Cells per engine pass, in order of first appearance: every finetune (organism, variant) of one
-    (base model, corpus, seed) together. LoRA finetunes become adapters of one base copy; whether a
+    (base model, corpus, seed, drop_bos) together. LoRA finetunes become adapters of one base copy; whether a
     full-weight finetune fits beside them is the engine's memory plan to decide when it loads."""
-    groups: dict[tuple[str, str, int], list[Cell]] = {}
+    groups: dict[tuple[str, str, int, bool], list[Cell]] = {}
     for c in cells:
-        groups.setdefault((c.model, c.corpus, c.seed), []).append(c)
+        groups.setdefault((c.model, c.corpus, c.seed, c.drop_bos), []).append(c)
     return list(groups.values())
 
 

@@ -6,19 +6,14 @@ or call an API.
 
 from __future__ import annotations
 
+from logitdiff.judge.factory import choose_judge
 from logitdiff.judge.offline import OFFLINE_JUDGE_ID
-from logitdiff.llm.client import LLMClient
-from logitdiff.llm.spec import DEFAULT_JUDGE_LLM, parse_llm_id
 
 
 def resolve_judge_id(option: str | None) -> str:
-    """The same choice as judge.factory.make_judge: explicit id, else the default LLM if keyed, else offline."""
-    spec = parse_llm_id(option if option is not None else DEFAULT_JUDGE_LLM)
-    if spec.is_offline:
-        return OFFLINE_JUDGE_ID
-    if option is None and not LLMClient(spec, None).has_key():
-        return OFFLINE_JUDGE_ID
-    return spec.id
+    """The id of the judge `choose_judge` picks (the judge `make_judge` builds)."""
+    choice = choose_judge(option)
+    return OFFLINE_JUDGE_ID if isinstance(choice, str) else choice.id
 
 
 def judge_label(judge_id: str) -> str:

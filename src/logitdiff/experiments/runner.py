@@ -84,7 +84,7 @@ def _run(reg: Registry, settings: RunSettings, grids: list[list[Cell]], todo: li
     _warn_shared_weights(reg, [c for cells in grids for c in cells])
     # The store keeps corpus digests in the cache from its first lookup on, plotting included.
     check_writable_dir(settings.cache_dir, "--cache-dir (or $LOGITDIFF_CACHE)")
-    store = ResultsStore(settings.results_dir, drop_bos=settings.drop_bos, cache_dir=settings.cache_dir)
+    store = ResultsStore(settings.results_dir, cache_dir=settings.cache_dir)
     if todo:
         needs = hub_needs(reg, store, todo, resolve_judge_id(settings.judge), overwrite=settings.overwrite, with_agent=settings.mode is Mode.full)
         check_hub_access(needs)

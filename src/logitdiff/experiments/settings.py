@@ -41,7 +41,6 @@ class RunSettings(BaseModel):
     dtype: str | None = None
     device_map: str | None = None
     batch_size: int | None = Field(default=None, ge=1)
-    drop_bos: bool = False
     overwrite: bool = False
     cache_dir: Path = Field(default_factory=default_cache_dir)  # the CLI passes --cache-dir when given
     llm_timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0)

@@ -239,7 +239,7 @@ class Stages:
             }
             results = run_variants_pass(
                 {w: pairs[w] for w in requests}, requests, first.corpus, first.seed,
-                batch_size=self.settings.batch_size, drop_bos=self.settings.drop_bos,
+                batch_size=self.settings.batch_size, drop_bos=first.drop_bos,
             )  # fmt: skip
         except torch.cuda.OutOfMemoryError:
             reason = "out of GPU memory: rerun with a smaller --batch-size (or --dtype bfloat16)"
@@ -336,14 +336,16 @@ class Stages:
         todo = [c for c in todo if c not in unchosen]
         if not todo:
             return
-        by_organism: dict[str, list[Cell]] = {}
+        # One batch per finetune, not per organism: each variant's lists are graded with, and its
+        # trivial_percentage counted against, the frequent tokens of that variant's own training data.
+        by_finetune: dict[Finetune, list[Cell]] = {}
         for c in todo:
-            by_organism.setdefault(c.organism, []).append(c)
-        for group in by_organism.values():
+            by_finetune.setdefault((c.organism, c.variant), []).append(c)
+        for group in by_finetune.values():
             self._grade(group)
 
     def _grade(self, cells: list[Cell]) -> None:
-        """Grade the candidate lists of cells of one organism against its description (all in one batch of requests)."""
+        """Grade the candidate lists of cells of one finetune against its organism's description (all in one batch of requests)."""
         assert self.judge is not None
         organism = self.reg.organism(cells[0].organism)
         per_cell = {c: candidate_lists(self.store, c, self.judge_id) for c in cells}

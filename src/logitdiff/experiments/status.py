@@ -29,11 +29,11 @@ def cell_state(store: ResultsStore, cell: Cell, judge_id: str) -> tuple[str, str
     return ("graded-missing", problem) if problem else ("done", "")
 
 
-def print_status(cells: list[Cell], results_dir: Path, judge: str | None, drop_bos: bool) -> None:
+def print_status(cells: list[Cell], results_dir: Path, judge: str | None) -> None:
     from logitdiff.experiments.judge_choice import resolve_judge_id
 
     judge_id = resolve_judge_id(judge)
-    store = ResultsStore(results_dir, drop_bos=drop_bos)
+    store = ResultsStore(results_dir)
     table = Table(title=f"{cells[0].experiment} · {cells[0].model} · {cells[0].organism} · judge {judge_id}")
     for col in ("task", "seed", cells[0].swept, "method", "state", "detail"):
         table.add_column(col)

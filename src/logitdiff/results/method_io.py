@@ -11,12 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TypeVar
 
+import torch
 from pydantic import BaseModel, ValidationError
 
 from logitdiff.core.atomic import read_json, save_tensors, write_json
 from logitdiff.core.cell import Cell
 from logitdiff.engine.record import PassRecord
-from logitdiff.engine.stats import AdlStats, LogitDiffCounters
+from logitdiff.engine.stats import ADL_VECTORS, COUNTERS, AdlStats, LogitDiffCounters
 from logitdiff.methods.adl import AdlLens, DrillLens, drill_layers
 from logitdiff.methods.logitdiff import ORDERINGS, OrderingEntry
 from logitdiff.methods.patchscope import AdlPatchscope
@@ -55,7 +56,7 @@ def save_logitdiff(store: ResultsStore, cell: Cell, counters: LogitDiffCounters,
         positions_per_text=counters.positions_per_text,
         top_k=counters.top_k,
         positions=counters.positions,
-        drop_bos=store.drop_bos,
+        drop_bos=cell.drop_bos,
         orderings=orderings,
     )
     _save_doc(store.orderings(cell), cell, doc)
@@ -125,9 +126,16 @@ def load_pass_record(store: ResultsStore, cell: Cell) -> PassRecord:
     return record
 
 
-# name -> (dtype, rank) of the stored tensors (LogitDiffCounters.tensors(), AdlStats.tensors()).
-_COUNTERS = {"count_pos": ("I64", 1), "count_neg": ("I64", 1), "sum_diff": ("F64", 1), "npos": ("I64", 1)}
-_ADL_VECTORS = {"delta_mean": ("F32", 2), "base_mean": ("F32", 2), "ft_mean": ("F32", 2)}
+_SAFETENSORS_DTYPE = {torch.int64: "I64", torch.float64: "F64", torch.float32: "F32"}
+
+
+def _as_stored(declared: dict[str, tuple[torch.dtype, int]]) -> dict[str, tuple[str, int]]:
+    """The engine's declaration of a result's tensors as safetensors names its dtypes."""
+    return {name: (_SAFETENSORS_DTYPE[dtype], rank) for name, (dtype, rank) in declared.items()}
+
+
+_COUNTERS = _as_stored(COUNTERS)
+_ADL_VECTORS = _as_stored(ADL_VECTORS)
 
 
 def tensor_shapes(path: Path, expected: dict[str, tuple[str, int]]) -> dict[str, list[int]]:

@@ -66,7 +66,6 @@ class AgentKey:
 @dataclass(frozen=True)
 class ResultsStore:
     root: Path
-    drop_bos: bool = False
     cache_dir: Path | None = None  # where corpus digests are kept between runs (None: hashed once per process)
     # (model, organism, variant, corpus) -> corpus folder name: resolved once per store.
     _corpus_folders: dict[tuple[str, str, str, str], str] = field(default_factory=dict, compare=False, repr=False)
@@ -83,7 +82,7 @@ class ResultsStore:
         return self.method_dir(cell) / "pass_record.json"
 
     def method_dir(self, cell: Cell) -> Path:
-        bos = "_nobos" if self.drop_bos else ""
+        bos = "_nobos" if cell.drop_bos else ""
         if cell.method == "logitdiff":
             name = f"S{cell.samples}_T{cell.positions}_K{cell.top_k}{bos}"
         else:
