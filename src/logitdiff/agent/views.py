@@ -13,6 +13,7 @@ from logitdiff.agent.drilldown import LensDetails, stored_layers
 from logitdiff.agent.prompts import BLACKBOX_CONTEXT
 from logitdiff.agent.tools import Tool
 from logitdiff.methods.adl import LENS_TOP_N, DrillLens
+from logitdiff.results.list_ids import MAIN_ORDERING
 
 DATASET_ALIAS = "ds1"
 OVERVIEW_TOKENS = 20  # the overview's token budget (the reference's experiments show 20)
@@ -53,13 +54,13 @@ LOGITDIFF_CONDUCT = """\
 - When hypotheses conflict, prefer the one most consistent with the overview."""
 
 
-def logitdiff_view(entries: list[tuple[str, float]], samples: int, budget: int = OVERVIEW_TOKENS) -> AgentView:
-    """LogitDiff: the top of the `top_k_occurring` ordering as one token group, `budget` tokens at most."""
+def logitdiff_view(entries: list[tuple[str, float]], samples: int, budget: int = OVERVIEW_TOKENS, ordering: str = MAIN_ORDERING) -> AgentView:
+    """LogitDiff: the top of one ordering (`entries`, in its order) as one token group, `budget` tokens at most."""
     group = [{"token_str": tok, "ordering_value": round(value, 2)} for tok, value in entries[:budget]]
     overview = _payload({
         "token_groups": [group],
         "num_samples": samples,
-        "metadata": {"ordering": "top_k_occurring", "num_token_groups": 1, "num_tokens_shown": len(group)},
+        "metadata": {"ordering": ordering, "num_token_groups": 1, "num_tokens_shown": len(group)},
     })
     return AgentView(context=LOGITDIFF_CONTEXT.format(samples=samples, budget=budget), overview=overview, conduct=LOGITDIFF_CONDUCT)
 

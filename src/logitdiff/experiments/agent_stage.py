@@ -17,7 +17,7 @@ from logitdiff.engine.models import ModelPair
 from logitdiff.experiments.candidates import method_tokens
 from logitdiff.experiments.summary import RunSummary
 from logitdiff.llm.client import LLMClient
-from logitdiff.results.list_ids import list_position
+from logitdiff.results.list_ids import MAIN_ORDERING, list_position
 from logitdiff.results.method_io import load_drill_lens
 from logitdiff.results.store import AgentKey, ResultsStore
 
@@ -49,7 +49,7 @@ class AgentInputs:
 
 
 def _logitdiff_view(store: ResultsStore, cell: Cell, judge_id: str) -> AgentView:
-    return logitdiff_view(method_tokens(store, cell, judge_id)["top_k_occurring"], samples=cell.samples)
+    return logitdiff_view(method_tokens(store, cell, judge_id)[MAIN_ORDERING], samples=cell.samples, ordering=MAIN_ORDERING)
 
 
 def _adl_view(store: ResultsStore, cell: Cell, judge_id: str) -> AgentView:

@@ -13,7 +13,7 @@ import math
 
 import pandas as pd
 
-from logitdiff.report.collect import MAIN_ORDERING
+from logitdiff.results.list_ids import MAIN_ORDERING
 
 SD_DDOF = 0
 

@@ -14,9 +14,6 @@ from logitdiff.results.list_ids import list_position
 from logitdiff.results.records import RelevanceResult, failure_reason
 from logitdiff.results.store import AgentKey, ResultsStore
 
-# The LogitDiff ordering that the relevance plots show (the main one, as in the paper).
-MAIN_ORDERING = "top_k_occurring"
-
 
 @dataclass
 class Collected:

@@ -14,7 +14,8 @@ from rich.text import Text
 
 from logitdiff.core.cell import Cell
 from logitdiff.report.bands import CONTROL_COLUMN, RELEVANCE_COLUMNS, control_organisms, list_name, list_stats, mean_sd, method_label, method_series, relevance_stats
-from logitdiff.report.collect import MAIN_ORDERING, collect
+from logitdiff.report.collect import collect
+from logitdiff.results.list_ids import MAIN_ORDERING
 from logitdiff.results.store import ResultsStore
 
 _LABEL_STYLE = {"RELEVANT": "green", "IRRELEVANT": "red"}

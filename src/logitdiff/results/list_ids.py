@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 ADL_LISTS = 5  # the first five positions that have a mean
+# The LogitDiff ordering that the relevance plots show and the agent reads (the main one, as in the paper).
+MAIN_ORDERING = "top_k_occurring"
 _ADL_PREFIX = "adl_pos"
 
 
