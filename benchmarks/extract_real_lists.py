@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-TOP_N = 20  # the graded length (experiments/candidates.py)
+TOP_N = 20  # the graded length (registry/spec.py GRADED_TOKENS)
 ADL_POSITIONS = 5
 
 

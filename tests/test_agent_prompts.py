@@ -10,8 +10,9 @@ import pytest
 from logitdiff.agent.drilldown import LensDetails
 from logitdiff.agent.prompts import system_prompt, opening_message
 from logitdiff.agent.tools import ToolArgumentError
-from logitdiff.agent.views import adl_view, blackbox_view, logitdiff_view
+from logitdiff.agent.views import blackbox_view, logitdiff_view
 from logitdiff.methods.adl import DrillLayer, DrillLens, LensTokens
+from logitdiff.registry.adl import AdlLensSpec, AdlPatchscopeSpec
 
 
 def _payload(overview: str | None) -> dict:
@@ -48,7 +49,7 @@ def _drill(positions: int = 8) -> DrillLens:
 
 def test_adl_overview_per_position_with_probabilities_and_the_drill_down_tool() -> None:
     per_position = {p: [(f"p{p}t{i}", 0.1 / (i + 1)) for i in range(25)] for p in range(5)}
-    view = adl_view(per_position, samples=30, relative_layer=0.5, layer=7, readout="lens", drill=_drill())
+    view = AdlLensSpec().agent_overview(per_position, samples=30, relative_layer=0.5, layer=7, drill=_drill())
     data = _payload(view.overview)
     shown = data["layers"]["7"]["logit_lens"]["per_position"]
     assert list(shown) == ["0", "1", "2", "3", "4"] and data["available_positions"] == [0, 1, 2, 3, 4]
@@ -57,7 +58,7 @@ def test_adl_overview_per_position_with_probabilities_and_the_drill_down_tool() 
     assert "get_logitlens_details" in view.tool_docs and "3 (relative 0.25), 7 (relative 0.5), 11 (relative 0.75)" in view.tool_docs
     assert "positions 0 to 7" in view.tool_docs
     assert "Evidence hygiene" in view.conduct and "layer 7 (relative depth 0.5)" in view.context
-    patched = adl_view(per_position, samples=30, relative_layer=0.5, layer=7, readout="patchscope", drill=_drill())
+    patched = AdlPatchscopeSpec().agent_overview(per_position, samples=30, relative_layer=0.5, layer=7, drill=_drill())
     assert "patch_scope" in _payload(patched.overview)["layers"]["7"] and "Patchscope" in patched.context
 
 

@@ -12,7 +12,7 @@ from logitdiff.core.cell import Cell
 from logitdiff.core.errors import UserError
 from logitdiff.core.names import slug
 from logitdiff.experiments.grid import SWEPT_FLAG, GridOptions, array_units, expand, pass_groups, plan_cells, task_for_id
-from logitdiff.results.store import ResultsStore
+from logitdiff.registry import result_key, results_store
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +128,8 @@ def test_study_plan_needs_one_pass_per_seed_and_each_result_once(reg: Registry) 
     # S=1000, T=30 of mix1-0p5 is in all four (mix-ratio's value mix1-0p5): stored once, not 4 times
     assert sum(map(len, grids)) == 2 * 32
     assert len(planned) == 2 * (32 - 3)
-    assert len({c.result_key for c in planned}) == len(planned)
-    assert {c.result_key for g in grids for c in g} == {c.result_key for c in planned}
+    assert len({result_key(c) for c in planned}) == len(planned)
+    assert {result_key(c) for g in grids for c in g} == {result_key(c) for c in planned}
     groups = pass_groups(planned)
     assert [len({c.seed for c in g}) for g in groups] == [1, 1]
     assert {c.variant for c in groups[0]} == {"default", "mix1-0p5", "mix1-1p0", "mix1-1p5", "mix1-2p0"}
@@ -165,15 +165,15 @@ def test_drop_bos_is_part_of_the_cell_and_keeps_the_default_key(reg: Registry, t
     default = expand(reg, reg.experiment("mix-ratio"), opts)
     nobos = expand(reg, reg.experiment("mix-ratio"), replace(opts, drop_bos=True))
     assert [c.drop_bos for c in default] == [False, False] and [c.drop_bos for c in nobos] == [True, True]
-    store = ResultsStore(tmp_path)
+    store = results_store(tmp_path)
     ld, adl = default
     corpus = "science-of-finetuning/fineweb-1m-sample"
-    assert ld.result_key == ("gemma3_1B", "cake_bake", "default", corpus, 42, "logitdiff", 1000, 30, 100, None)
-    assert adl.result_key == ("gemma3_1B", "cake_bake", "default", corpus, 42, "adl", 1000, 30, 100, 0.5)
+    assert result_key(ld) == ("gemma3_1B", "cake_bake", "default", corpus, 42, "logitdiff", 1000, 30, 100)
+    assert result_key(adl) == ("gemma3_1B", "cake_bake", "default", corpus, 42, "adl", 1000, 30, 0.5)
     assert [store.method_dir(c).relative_to(tmp_path).as_posix() for c in default] == [
         f"gemma3_1B/cake_bake/default/{slug(corpus)}/seed42/logitdiff/S1000_T30_K100", f"gemma3_1B/cake_bake/default/{slug(corpus)}/seed42/adl/S1000_T30_L0.5"]
     assert [store.method_dir(c).relative_to(store.pass_dir(c)).as_posix() for c in nobos] == ["logitdiff/S1000_T30_K100_nobos", "adl/S1000_T30_L0.5_nobos"]
-    assert all(a.result_key != b.result_key for a in default for b in nobos)
+    assert all(result_key(a) != result_key(b) for a in default for b in nobos)
     # a result document written before the cell had drop_bos reads as the default cell
     assert Cell.model_validate({k: v for k, v in ld.model_dump().items() if k != "drop_bos"}) == ld
     # the two never share a stored result or an engine pass

@@ -18,7 +18,7 @@ from logitdiff.engine import hub
 from logitdiff.experiments import hub_preflight
 from logitdiff.experiments.grid import GridOptions, expand
 from logitdiff.experiments.hub_preflight import HubNeeds, check_hub_access, hub_needs
-from logitdiff.results.store import ResultsStore
+from logitdiff.registry import method_result, results_store
 
 GEMMA = "google/gemma-3-1b-it"
 GEMMA_ADAPTER = "stewy33/gemma-3-1b-it-105_ptonly_mixed_original_augmented_original_egregious_cake_bake-98df349b"
@@ -109,9 +109,9 @@ def test_local_folder_tells_paths_from_hub_ids(tmp_path: Path) -> None:
 def test_finished_cells_need_nothing_and_grading_needs_only_the_base(tmp_path: Path) -> None:
     reg = Registry.load()
     cells = expand(reg, reg.experiment("topk-depth"), GridOptions(model="gemma3_1B", seeds=[42], values=["5", "10"]))
-    store = ResultsStore(tmp_path)
+    store = results_store(tmp_path)
     for c in cells:
-        write_json(store.method_result(c), {"stub": True})
+        write_json(method_result(store, c), {"stub": True})
     write_json(store.relevance(cells[0], "offline/j"), {"stub": True})
     needs = hub_needs(reg, store, cells[:1], "offline/j", overwrite=False, with_agent=False)
     assert needs.ids == {}
@@ -127,9 +127,9 @@ def test_catalogue_organisms_name_their_repositories_and_tokenizers(tmp_path: Pa
     reg = Registry.load()
     cells = expand(reg, reg.experiment("topk-depth"), GridOptions(model="llama31_8B_Instruct", organism="persona_sarcasm",
                                                                   variant="is", seeds=[42], values=["5"]))
-    needs = hub_needs(reg, ResultsStore(tmp_path), cells, "offline/j", overwrite=False, with_agent=False)
+    needs = hub_needs(reg, results_store(tmp_path), cells, "offline/j", overwrite=False, with_agent=False)
     assert needs.ids == {"meta-llama/Llama-3.1-8B-Instruct": "model", "maius/llama-3.1-8b-it-is-loras": "model", FINEWEB: "dataset"}
     cells = expand(reg, reg.experiment("topk-depth"), GridOptions(model="gemma3_1B_pt", organism="chat", variant="default",
                                                                   seeds=[42], values=["5"]))
-    needs = hub_needs(reg, ResultsStore(tmp_path), cells, "offline/j", overwrite=False, with_agent=False)
+    needs = hub_needs(reg, results_store(tmp_path), cells, "offline/j", overwrite=False, with_agent=False)
     assert needs.ids == {"google/gemma-3-1b-pt": "model", GEMMA: "model", FINEWEB: "dataset"}

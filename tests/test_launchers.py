@@ -17,7 +17,7 @@ from slurm_cluster import SlurmCluster
 from logitdiff.config.loader import Registry
 from logitdiff.core.atomic import read_json
 from logitdiff.experiments.grid import GridOptions, expand
-from logitdiff.results.store import ResultsStore
+from logitdiff.registry import method_result, results_store
 from testkit.tiny_experiment import TINY_MODEL, TINY_ORGANISM, TinySetup, build_tiny_setup
 
 REPO = Path(__file__).resolve().parents[1]
@@ -267,16 +267,16 @@ def experiment_cells(setup: TinySetup, experiment: str) -> list:  # type: ignore
 def check_results(setup: TinySetup, results: Path, outputs: Path) -> None:
     """Every cell has its method result and grades, except the one that asks for too many texts;
     every experiment has its plots, and the failing cell is reported missing."""
-    store = ResultsStore(results)
+    store = results_store(results)
     for exp in EXPERIMENTS:
         cells = experiment_cells(setup, exp)
         assert cells
         for cell in cells:
             if exp == "n-samples" and cell.samples == TOO_BIG_SAMPLES:
                 assert store.failure(cell).is_file(), cell.label()
-                assert not store.method_result(cell).exists()
+                assert not method_result(store, cell).exists()
             else:
-                assert store.method_result(cell).is_file(), f"{exp} {cell.label()}"
+                assert method_result(store, cell).is_file(), f"{exp} {cell.label()}"
                 # one graded file: the offline judge's
                 assert len(list(store.relevance(cell, "offline").parent.glob("*.json"))) == 1, f"{exp} {cell.label()}"
         folder = outputs / exp.replace("-", "_") / TINY_MODEL / TINY_ORGANISM

@@ -9,7 +9,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 # Bottom to top; a part may import only parts listed before it (and itself).
-LAYERS = ("core", "config", "llm", "engine", "methods", "results", "judge", "agent", "report", "experiments", "organism", "cli")
+LAYERS = ("core", "config", "llm", "engine", "methods", "results", "judge", "agent", "registry", "report", "experiments", "organism", "cli")
 
 
 def _module_name(path: Path, src: Path) -> str:

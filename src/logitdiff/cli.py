@@ -388,15 +388,15 @@ def show(
     from rich.console import Console
 
     from logitdiff.experiments.judge_choice import resolve_judge_id
+    from logitdiff.registry import METHODS, results_store
     from logitdiff.report.show import select_cells, stored_readouts
     from logitdiff.report.show import show as show_tables
-    from logitdiff.results.store import ResultsStore
 
-    if method not in (None, "logitdiff", "adl"):
-        raise UserError(f"--method must be logitdiff or adl, got {method!r}")
+    if method is not None and method not in METHODS:
+        raise UserError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
     reg = _registry()
     exp = reg.experiment(experiment)
-    results, judge_id = ResultsStore(store.results_dir), resolve_judge_id(store.judge)
+    results, judge_id = results_store(store.results_dir), resolve_judge_id(store.judge)
     # Without --adl-readout: every readout that has stored grades, labelled (as the plots show them).
     cells = expand(reg, exp, grid_options(replace(target, adl_readout=target.adl_readout or "both"), sweep))
     if target.adl_readout is None:

@@ -73,13 +73,6 @@ averaged over the texts and decoded {how}. Per position it lists the tokens the 
 most, with their {score}. These tokens are what the finetuning "writes" into every text, which tends
 to reveal its domain."""
 
-# How each ADL readout decodes the difference, what its scores are, and its key in the payload.
-ADL_READOUTS = {
-    "lens": ("through the logit lens (the finetuned model's final norm and unembedding)", "probabilities", "logit_lens"),
-    "patchscope": ("by patching it, rescaled, into identity prompts (\"man -> man ... ?\") and reading the next-token "
-                   "prediction (Patchscope), at the scale a judge found most coherent", "patched probabilities", "patch_scope"),
-}
-
 ADL_TOOL_DOCS = """\
 - get_logitlens_details: the logit lens of the activation difference at other positions and layers,
   read from the stored analysis (free: costs no model interaction). Arguments:
@@ -97,13 +90,13 @@ ADL_CONDUCT = """\
 
 
 def adl_view(per_position: dict[int, list[tuple[str, float]]], *, samples: int, relative_layer: float, layer: int,
-             readout: str, drill: DrillLens, budget: int = OVERVIEW_TOKENS) -> AgentView:
-    """ADL: per overview position the top promoted tokens of the readout, plus the lens drill-down tool."""
-    how, score, key = ADL_READOUTS[readout]
+             drill: DrillLens, decoding: str, scores: str, payload_key: str, budget: int = OVERVIEW_TOKENS) -> AgentView:
+    """ADL: per overview position the top promoted tokens of the readout, plus the lens drill-down tool.
+    decoding, scores, payload_key: how the readout decodes δ, what its scores are, its key in the payload."""
     shown = {str(p): {"tokens": [t for t, _ in toks[:budget]], "probs": [f"{v:.3e}" for _, v in toks[:budget]]}
              for p, toks in sorted(per_position.items())}
     overview = _payload({
-        "layers": {str(layer): {"relative_layer": relative_layer, key: {"per_position": shown}}},
+        "layers": {str(layer): {"relative_layer": relative_layer, payload_key: {"per_position": shown}}},
         "available_positions": [int(p) for p in shown],
         "num_samples": samples,
         "k_limits": {"get_logitlens_details": LENS_TOP_N},
@@ -112,7 +105,7 @@ def adl_view(per_position: dict[int, list[tuple[str, float]]], *, samples: int, 
     positions = drill.layers[0].positions
     docs = ADL_TOOL_DOCS.format(layer=layer, layers=stored_layers(drill),
                                 first=positions[0], last=positions[-1], k=LENS_TOP_N)
-    context = ADL_CONTEXT.format(samples=samples, layer=layer, relative=relative_layer, how=how, score=score)
+    context = ADL_CONTEXT.format(samples=samples, layer=layer, relative=relative_layer, how=decoding, score=scores)
     return AgentView(context=context, overview=overview, tool_docs=docs, conduct=ADL_CONDUCT, tools=(tool,))
 
 

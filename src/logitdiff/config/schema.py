@@ -6,7 +6,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from logitdiff.core.cell import Method
 from logitdiff.core.errors import UserError
 
 Dtype = Literal["float32", "bfloat16", "float16"]
@@ -136,7 +135,7 @@ class ExperimentConfig(_Strict):
     swept: SweptParameter
     values: list[str] | list[int]
     seeds: list[int] = Field(min_length=1)
-    methods: list[Method] = Field(min_length=1)
+    methods: list[str] = Field(min_length=1)  # methods of the registry (checked when the grid expands)
     # Whether the method is part of a cell (mix_ratio) or the experiment studies one method only.
     methods_in_grid: bool = False
     fixed: FixedParameters

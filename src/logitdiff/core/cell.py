@@ -6,12 +6,11 @@ name results by cell; only the experiments create cells (`experiments.grid.expan
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict
 
-Method = Literal["logitdiff", "adl"]
-AdlReadout = Literal["lens", "patchscope"]
+# The readout of a method that is read out one way, and of a method's first readout: labels leave it
+# out, so 'adl' is ADL through the logit lens and 'adl-patchscope' its patchscope readout.
+DEFAULT_READOUT = "lens"
 
 
 class Cell(BaseModel):
@@ -26,14 +25,14 @@ class Cell(BaseModel):
     variant: str
     corpus: str
     seed: int
-    method: Method
+    method: str  # a method of the registry (logitdiff.registry)
     samples: int
     positions: int
     top_k: int
     adl_layer: float
     swept: str
     value: str | int
-    readout: AdlReadout = "lens"  # how ADL reads δ (SPEC §4); LogitDiff cells keep the default
+    readout: str = DEFAULT_READOUT  # how the method's result is read out (ADL: lens or patchscope)
     drop_bos: bool = False  # the BOS position left out of the counts (--drop-bos): another result
 
     @property
@@ -43,17 +42,8 @@ class Cell(BaseModel):
 
     @property
     def method_label(self) -> str:
-        """'logitdiff', 'adl' (logit lens) or 'adl-patchscope'."""
-        return f"{self.method}-{self.readout}" if self.method == "adl" and self.readout != "lens" else self.method
-
-    @property
-    def result_key(self) -> tuple[object, ...]:
-        """Everything its stored result depends on (the store's path), not which experiment asked for it.
-        drop_bos adds a part only when set, so the key (and folder) of a default cell stays the one
-        results were stored under before drop_bos was part of it."""
-        key = (*self.pass_key, self.method_label, self.samples, self.positions, self.top_k, self.adl_layer if self.method == "adl" else None)
-        return (*key, "nobos") if self.drop_bos else key
+        """'logitdiff', 'adl' (logit lens) or 'adl-patchscope': the method, and its readout unless the default."""
+        return self.method if self.readout == DEFAULT_READOUT else f"{self.method}-{self.readout}"
 
     def label(self) -> str:
-        method = f" {self.method_label}" if self.method == "adl" or self.swept == "variant" else ""
-        return f"{self.organism} #{self.index} seed={self.seed} {self.swept}={self.value}{method}"
+        return f"{self.organism} #{self.index} seed={self.seed} {self.swept}={self.value} {self.method_label}"

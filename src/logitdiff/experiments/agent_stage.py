@@ -9,16 +9,14 @@ from pathlib import Path
 
 from logitdiff.agent.evaluate import evaluate_agent
 from logitdiff.agent.records import AgentRunRecord
-from logitdiff.agent.views import AgentView, adl_view, blackbox_view, logitdiff_view
+from logitdiff.agent.views import AgentView, blackbox_view
 from logitdiff.config.schema import ModelConfig, OrganismConfig
 from logitdiff.core.atomic import read_json, write_json
 from logitdiff.core.cell import Cell
 from logitdiff.engine.models import ModelPair
-from logitdiff.experiments.candidates import method_tokens
 from logitdiff.experiments.summary import RunSummary
 from logitdiff.llm.client import LLMClient
-from logitdiff.results.list_ids import MAIN_ORDERING, list_position
-from logitdiff.results.method_io import load_drill_lens
+from logitdiff.registry import spec_of
 from logitdiff.results.store import AgentKey, ResultsStore
 
 
@@ -48,23 +46,9 @@ class AgentInputs:
     summary: RunSummary
 
 
-def _logitdiff_view(store: ResultsStore, cell: Cell, judge_id: str) -> AgentView:
-    return logitdiff_view(method_tokens(store, cell, judge_id)[MAIN_ORDERING], samples=cell.samples, ordering=MAIN_ORDERING)
-
-
-def _adl_view(store: ResultsStore, cell: Cell, judge_id: str) -> AgentView:
-    tokens = method_tokens(store, cell, judge_id)
-    drill = load_drill_lens(store, cell)
-    layer = next(d.layer for d in drill.layers if cell.adl_layer in d.relative_layers)  # the file was checked to hold it
-    return adl_view(
-        {list_position(list_id): toks for list_id, toks in tokens.items()},  # type: ignore[misc]
-        samples=cell.samples, relative_layer=cell.adl_layer, layer=layer, readout=cell.readout, drill=drill,
-    )
-
-
 def view_for(store: ResultsStore, cell: Cell, judge_id: str) -> AgentView:
     """What the agent sees of a cell's stored method output."""
-    return _logitdiff_view(store, cell, judge_id) if cell.method == "logitdiff" else _adl_view(store, cell, judge_id)
+    return spec_of(cell).agent_view(store, cell, judge_id)
 
 
 def run_done(path: Path) -> bool:

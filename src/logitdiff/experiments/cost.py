@@ -27,7 +27,8 @@ from logitdiff.judge.llm_judge import LLMJudge
 from logitdiff.judge.offline import OFFLINE_JUDGE_ID
 from logitdiff.judge.relevance import ROTATIONS, ControlTarget, shown_order
 from logitdiff.llm.spec import parse_llm_id
-from logitdiff.results.list_ids import ADL_LISTS
+from logitdiff.registry import method_result, results_store, spec_of
+from logitdiff.registry.adl import scale_choice_path
 from logitdiff.results.records import relevance_problem
 from logitdiff.results.store import AgentKey, ResultsStore
 
@@ -92,7 +93,7 @@ def _run_stored(path: Path) -> bool:
 
 
 def _method_stored(store: ResultsStore, cell: Cell) -> bool:
-    return store.method_result(cell).is_file()
+    return method_result(store, cell).is_file()
 
 
 def _judge_requests(reg: Registry, settings: RunSettings, store: ResultsStore, cell: Cell, judge: LLMJudge,
@@ -104,12 +105,11 @@ def _judge_requests(reg: Registry, settings: RunSettings, store: ResultsStore, c
         return 0  # graded before: reused without asking
     # torch loads with the method modules: only when there is something to grade.
     from logitdiff.experiments.candidates import candidate_lists, judge_samples
-    from logitdiff.methods.logitdiff import ORDERINGS
-
-    n_lists = len(ORDERINGS) if cell.method == "logitdiff" else ADL_LISTS
+    spec = spec_of(cell)
+    n_lists = spec.list_count()
     scale_choices = 0
-    if cell.method == "adl" and cell.readout == "patchscope":
-        if settings.overwrite or not stored or not store.scale_choice(cell, judge_id).is_file():
+    if spec.chooses_scale:
+        if settings.overwrite or not stored or not scale_choice_path(store, cell, judge_id).is_file():
             scale_choices = n_lists * _scale_choice_requests()
     graders = 1 + (control_name is not None)  # the organism's own description, and the control's
     if not stored or scale_choices:
@@ -150,7 +150,7 @@ def check_plan(reg: Registry, settings: RunSettings, grids: Sequence[Sequence[Ce
     frequent tokens, built without contacting any server."""
     cells = plan_cells(grids)
     blackbox = planned_blackbox(grids, cells)
-    store = ResultsStore(settings.results_dir, cache_dir=settings.cache_dir)
+    store = results_store(settings.results_dir, cache_dir=settings.cache_dir)
     judge = None
     if resolve_judge_id(settings.judge) != OFFLINE_JUDGE_ID:
         built = make_judge(settings.judge, settings.llm_cache(), timeout_s=settings.llm_timeout_s, retries=settings.llm_retries)

@@ -17,12 +17,11 @@ from typing import Literal
 
 from logitdiff.config.loader import Registry
 from logitdiff.config.schema import ExperimentConfig, SweptParameter
-from logitdiff.core.cell import AdlReadout, Cell, Method
+from logitdiff.core.cell import Cell
 from logitdiff.core.errors import UserError
-from logitdiff.engine.limits import check_adl_positions, check_top_k
+from logitdiff.registry import READOUT_CHOICES, result_key, spec_of, specs_for
 
 ArrayUnit = Literal["cell", "pass"]
-ADL_READOUT_CHOICES: dict[str, tuple[AdlReadout, ...]] = {"lens": ("lens",), "patchscope": ("patchscope",), "both": ("lens", "patchscope")}
 
 MAX_SEED = 2**32  # the range every seeded library accepts (numpy's legacy seeding, CUDA generators)
 # The CLI option that sets each parameter an experiment may sweep (keys: the GridOptions fields).
@@ -112,8 +111,8 @@ def expand(reg: Registry, exp: ExperimentConfig, opts: GridOptions) -> list[Cell
     seeds = _check_seeds(opts.seeds) if opts.seeds is not None else list(exp.seeds)
     variants = [str(v) for v in values] if exp.swept == "variant" else [opts.variant or exp.defaults.variant]
     organisms = organisms_of(reg, opts.organism or exp.defaults.organism, model, variants)
-    if opts.adl_readout not in ADL_READOUT_CHOICES:
-        raise UserError(f"--adl-readout must be one of {', '.join(ADL_READOUT_CHOICES)}, got {opts.adl_readout!r}")
+    if opts.adl_readout not in READOUT_CHOICES:
+        raise UserError(f"--adl-readout must be one of {', '.join(READOUT_CHOICES)}, got {opts.adl_readout!r}")
     cells: list[Cell] = []
     for organism in organisms:
         cells += _organism_cells(reg, exp, opts, model, organism, variants, values, seeds, first_index=len(cells))
@@ -127,13 +126,12 @@ def _organism_cells(
     for v in variants:
         reg.finetuned(organism, model, v)  # raises with the known variants
     corpus = opts.corpus or default_corpus(reg, exp, model, organism)
-    methods: list[Method] = list(exp.methods)
-    readouts = ADL_READOUT_CHOICES[opts.adl_readout]
+    specs = [spec for method in exp.methods for spec in specs_for(method, READOUT_CHOICES[opts.adl_readout])]
 
     cells: list[Cell] = []
     for seed in seeds:
         for value in values:
-            for method, readout in [(m, r) for m in methods for r in (readouts if m == "adl" else ("lens",))]:
+            for spec in specs:
                 params = {
                     "variant": opts.variant or exp.defaults.variant,
                     "samples": opts.samples or exp.fixed.samples,
@@ -150,23 +148,20 @@ def _organism_cells(
                         variant=str(params["variant"]),
                         corpus=corpus,
                         seed=seed,
-                        method=method,
+                        method=spec.method,
                         samples=int(params["samples"]),
                         positions=int(params["positions"]),
                         top_k=int(params["top_k"]),
                         adl_layer=exp.fixed.adl_layer,
                         swept=exp.swept,
                         value=value,
-                        readout=readout,
+                        readout=spec.readout,
                         drop_bos=opts.drop_bos,
                     )
                 )
     vocab = reg.model(model).vocab_size
     for cell in cells:
-        if vocab is not None and cell.method == "logitdiff":
-            check_top_k(cell.top_k, vocab, model, f"; cell {cell.label()}")
-        if cell.method == "adl":
-            check_adl_positions(cell.positions, f"; cell {cell.label()}")
+        spec_of(cell).check_cell(cell, vocab, model)
     return cells
 
 
@@ -185,15 +180,15 @@ def plan_cells(experiments: Sequence[Sequence[Cell]]) -> list[Cell]:
     unique: dict[tuple[object, ...], Cell] = {}
     for cells in experiments:
         for c in cells:
-            unique.setdefault(c.result_key, c)
+            unique.setdefault(result_key(c), c)
     return list(unique.values())
 
 
 def planned_blackbox(grids: Sequence[Sequence[Cell]], todo: Sequence[Cell]) -> frozenset[Cell]:
     """The cells of `todo` that also run the blackbox baseline; a baseline cell of a later experiment is
     stood for by the equal cell `plan_cells` kept."""
-    stand_in = {c.result_key: c for c in todo}
-    return frozenset(stand_in.get(b.result_key, b) for cells in grids for b in blackbox_cells(list(cells)))
+    stand_in = {result_key(c): c for c in todo}
+    return frozenset(stand_in.get(result_key(b), b) for cells in grids for b in blackbox_cells(list(cells)))
 
 
 def blackbox_cells(cells: list[Cell]) -> list[Cell]:

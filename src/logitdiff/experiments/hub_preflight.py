@@ -15,6 +15,7 @@ from logitdiff.core.cell import Cell
 from logitdiff.core.errors import UserError
 from logitdiff.engine.corpus import looks_local
 from logitdiff.engine.hub import hub_reachable, in_hf_cache, local_folder
+from logitdiff.registry import method_result
 from logitdiff.results.store import ResultsStore
 
 RepoType = Literal["model", "dataset"]
@@ -48,7 +49,7 @@ def hub_needs(reg: Registry, store: ResultsStore, cells: list[Cell], judge_id: s
     alone, before torch and transformers are even imported."""
     needs = HubNeeds()
     for c in cells:
-        compute = overwrite or not store.method_result(c).is_file()
+        compute = overwrite or not method_result(store, c).is_file()
         if compute or with_agent or not store.relevance(c, judge_id).is_file():
             needs.add_model(reg.model(c.model))  # grading alone still loads the tokenizer
         if compute or with_agent:

@@ -24,7 +24,7 @@ from logitdiff.experiments.judge_choice import resolve_judge_id
 from logitdiff.experiments.settings import Mode, RunSettings
 from logitdiff.experiments.summary import RunSummary
 from logitdiff.experiments.validate import validated_cells
-from logitdiff.results.store import ResultsStore
+from logitdiff.registry import results_store
 
 console = Console(stderr=True)
 
@@ -84,7 +84,7 @@ def _run(reg: Registry, settings: RunSettings, grids: list[list[Cell]], todo: li
     _warn_shared_weights(reg, [c for cells in grids for c in cells])
     # The store keeps corpus digests in the cache from its first lookup on, plotting included.
     check_writable_dir(settings.cache_dir, "--cache-dir (or $LOGITDIFF_CACHE)")
-    store = ResultsStore(settings.results_dir, cache_dir=settings.cache_dir)
+    store = results_store(settings.results_dir, cache_dir=settings.cache_dir)
     if todo:
         needs = hub_needs(reg, store, todo, resolve_judge_id(settings.judge), overwrite=settings.overwrite, with_agent=settings.mode is Mode.full)
         check_hub_access(needs)

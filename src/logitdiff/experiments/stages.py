@@ -19,9 +19,10 @@ from logitdiff.core.atomic import write_json
 from logitdiff.core.cell import Cell
 from logitdiff.core.errors import UserError
 from logitdiff.engine.models import ModelPair, base_source, load_finetunes, load_pair, load_tokenizer, tokenizer_source
-from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, VariantRequests, run_variants_pass
+from logitdiff.engine.requests import Request
+from logitdiff.engine.streaming_pass import run_variants_pass
 from logitdiff.experiments.agent_stage import AgentInputs, AgentSetup, run_agent_stage
-from logitdiff.experiments.candidates import candidate_lists, judge_samples, load_scale_choices, save_scale_choices
+from logitdiff.experiments.candidates import candidate_lists, judge_samples
 from logitdiff.experiments.control import control_finetune, control_organism
 from logitdiff.experiments.judge_choice import judge_label, resolve_judge_id
 from logitdiff.experiments.settings import RunSettings
@@ -33,17 +34,10 @@ from logitdiff.judge.relevance import ControlTarget, Judge, grade_lists, unlabel
 from logitdiff.judge.scale_choice import ScaleChoice, ScaleChooser, make_scale_chooser
 from logitdiff.llm.client import LLMCallError, LLMClient
 from logitdiff.llm.spec import parse_llm_id
-from logitdiff.methods.adl import drill_layers, drill_lens, logit_lens
-from logitdiff.methods.logitdiff import orderings
-from logitdiff.methods.patchscope import PatchscopePosition, patchscope
-from logitdiff.results.list_ids import ADL_LISTS
-from logitdiff.results.method_io import (
-    check_method_result,
-    load_adl_patchscope,
-    save_adl,
-    save_logitdiff,
-    save_pass_record,
-)
+from logitdiff.methods.patchscope import AdlPatchscope, PatchscopePosition
+from logitdiff.registry import check_method_result, method_result, spec_of
+from logitdiff.registry.adl import AdlSpec, load_scale_choices, save_scale_choices, scale_choice_path
+from logitdiff.results.method_io import save_pass_record
 from logitdiff.results.records import CellFailure, RelevanceResult, relevance_problem
 from logitdiff.results.store import AgentKey, ResultsStore
 
@@ -175,7 +169,7 @@ class Stages:
 
     def _method_done(self, cell: Cell) -> bool:
         """Whether the cell's stored method files can be reused; a stale FAILED.json beside them goes."""
-        if not self.store.method_result(cell).is_file():
+        if not method_result(self.store, cell).is_file():
             return False
         try:
             check_method_result(self.store, cell)
@@ -220,23 +214,19 @@ class Stages:
         texts for the largest T), it is split by (S, T) slot, then by cell, so only the impossible cells fail.
         """
         first = cells[0]
-        ld = {c: LogitDiffRequest(c.samples, c.positions, c.top_k) for c in cells if c.method == "logitdiff"}
-        adl = {c: AdlRequest(c.samples, c.positions, c.adl_layer) for c in cells if c.method == "adl"}
-        drill = {c: [AdlRequest(c.samples, c.positions, r) for r in drill_layers(c.adl_layer)] for c in adl}
+        wanted = {c: spec_of(c).requests(c) for c in cells}
         later: list[Cell] = []
         try:
             pairs = self.pairs(cells, alone=alone)
             later = [c for c in cells if (c.organism, c.variant) not in pairs]
             if later:
                 cells = [c for c in cells if (c.organism, c.variant) in pairs]
-                ld, adl = {c: r for c, r in ld.items() if c in cells}, {c: r for c, r in adl.items() if c in cells}
-            requests = {
-                w: VariantRequests(
-                    list(dict.fromkeys(r for c, r in ld.items() if (c.organism, c.variant) == w)),
-                    list(dict.fromkeys(r for c, reqs in drill.items() if c in adl and (c.organism, c.variant) == w for r in reqs)),
-                )
-                for w in dict.fromkeys((c.organism, c.variant) for c in cells)
-            }
+            requests: dict[Finetune, list[Request]] = {}
+            for c in cells:  # equal requests of several cells are filled once
+                mine = requests.setdefault((c.organism, c.variant), [])
+                mine += [r for r in wanted[c] if r not in mine]
+            # Logit-reading requests first: the order the pass records list them in.
+            requests = {w: sorted(reqs, key=lambda r: r.depth == 0) for w, reqs in requests.items()}
             results = run_variants_pass(
                 {w: pairs[w] for w in requests}, requests, first.corpus, first.seed,
                 batch_size=self.settings.batch_size, drop_bos=first.drop_bos,
@@ -253,16 +243,9 @@ class Stages:
             reason = str(exc)
         else:
             for c in cells:
-                save_pass_record(self.store, c, results[(c.organism, c.variant)].record)
-            for c, req in ld.items():
-                counters = results[(c.organism, c.variant)].logitdiff[req]
-                save_logitdiff(self.store, c, counters, orderings(counters, pairs[(c.organism, c.variant)].tokenizer, c.top_k))
-            for c, areq in adl.items():
-                pair, result = pairs[(c.organism, c.variant)], results[(c.organism, c.variant)]
-                stats = result.adl[areq]
-                readout = patchscope(stats, pair, ADL_LISTS) if c.readout == "patchscope" else logit_lens(stats, pair)
-                lens_layers = drill_lens([result.adl[r] for r in drill[c]], pair)
-                save_adl(self.store, c, stats, readout, lens_layers)
+                finetune = (c.organism, c.variant)
+                save_pass_record(self.store, c, results[finetune].record)
+                spec_of(c).save(self.store, c, results[finetune].results, pairs[finetune])
             for c in cells:
                 self.store.failure(c).unlink(missing_ok=True)
             self.fresh.update(cells)
@@ -309,14 +292,17 @@ class Stages:
         assert self.judge is not None
         chooser = make_scale_chooser(self.judge)
         for cell in cells:
-            path = self.store.scale_choice(cell, self.judge_id)
+            path = scale_choice_path(self.store, cell, self.judge_id)
             if path.is_file() and cell not in self.fresh and not self.settings.overwrite:
                 try:
                     load_scale_choices(self.store, cell, self.judge_id)
                     continue
                 except ValueError as exc:
                     console.print(f"[yellow]unreadable scale choice, choosing again[/] {cell.label()}: {exc}")
-            readout = load_adl_patchscope(self.store, cell)
+            spec = spec_of(cell)
+            assert isinstance(spec, AdlSpec)  # the readouts that choose a scale are ADL's
+            readout = spec.load(self.store, cell)
+            assert isinstance(readout, AdlPatchscope)
             try:
                 choices = asyncio.run(_choose_all(chooser, readout.delta, self.store.sample_id(self.store.method_dir(cell))))
             except LLMCallError as exc:
@@ -332,7 +318,7 @@ class Stages:
         if not todo:
             return
         assert self.judge is not None
-        unchosen = self._choose_scales([c for c in todo if c.method == "adl" and c.readout == "patchscope"])
+        unchosen = self._choose_scales([c for c in todo if spec_of(c).chooses_scale])
         todo = [c for c in todo if c not in unchosen]
         if not todo:
             return

@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from logitdiff.core.cell import Cell
-from logitdiff.results.method_io import check_method_result
+from logitdiff.registry import check_method_result, method_result, results_store
 from logitdiff.results.records import failure_reason, relevance_problem
 from logitdiff.results.store import ResultsStore
 
@@ -22,7 +22,7 @@ def cell_state(store: ResultsStore, cell: Cell, judge_id: str) -> tuple[str, str
     except ValueError as exc:
         if store.failure(cell).is_file():
             return "failed", failure_reason(store, cell)
-        if not store.method_result(cell).is_file():
+        if not method_result(store, cell).is_file():
             return "missing", ""
         return "corrupt", f"{str(exc).splitlines()[0]} (a rerun redoes it)"
     problem = relevance_problem(store, cell, judge_id)
@@ -33,7 +33,7 @@ def print_status(cells: list[Cell], results_dir: Path, judge: str | None) -> Non
     from logitdiff.experiments.judge_choice import resolve_judge_id
 
     judge_id = resolve_judge_id(judge)
-    store = ResultsStore(results_dir)
+    store = results_store(results_dir)
     table = Table(title=f"{cells[0].experiment} · {cells[0].model} · {cells[0].organism} · judge {judge_id}")
     for col in ("task", "seed", cells[0].swept, "method", "state", "detail"):
         table.add_column(col)

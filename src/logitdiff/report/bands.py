@@ -13,6 +13,8 @@ import math
 
 import pandas as pd
 
+from logitdiff.core.cell import DEFAULT_READOUT
+from logitdiff.registry import SPECS, spec_named
 from logitdiff.results.list_ids import MAIN_ORDERING
 
 SD_DDOF = 0
@@ -24,17 +26,26 @@ RELEVANCE_BAND_NOTE = (
 AGENT_BAND_NOTE = "line: mean; band: ±1 population SD (ddof=0) over seeds × agent runs × grader runs"
 CONTROL_NOTE = "dotted: negative control, the same lists graded against another organism's description"
 
-# How every view names a plotted method (the keys are method_series' values).
-METHOD_LABELS = {"logitdiff": "LogitDiff TopK", "adl": "ADL logit lens", "adl-patchscope": "ADL patchscope", "blackbox": "Blackbox agent"}
+BLACKBOX = "blackbox"  # the agent rows of the baseline that sees no method output
+# How every view names a plotted method (the keys are method_series' values): each method's display name.
+METHOD_LABELS = {**{spec.label: spec.display for spec in SPECS}, BLACKBOX: "Blackbox agent"}
 CONTROL_COLUMN = "control_percentage"  # the same list graded against another organism's description
 RELEVANCE_COLUMNS = ("percentage", "weighted_percentage", "trivial_percentage", CONTROL_COLUMN)
 
 
 def method_series(df: pd.DataFrame) -> pd.Series:
-    """The plotted method of each row: 'logitdiff', 'adl' (logit lens) or 'adl-patchscope'."""
+    """The plotted method of each row, as `Cell.method_label` names it: 'logitdiff', 'adl' (logit lens)
+    or 'adl-patchscope'."""
     readout = df["readout"] if "readout" in df else pd.Series(None, index=df.index, dtype=object)
-    patched = (df["method"] == "adl") & readout.notna() & (readout != "lens")
-    return df["method"].where(~patched, df["method"] + "-" + readout.astype(str))
+    named = readout.notna() & (readout != DEFAULT_READOUT)
+    return df["method"].where(~named, df["method"] + "-" + readout.astype(str))
+
+
+def plotted_lists(df: pd.DataFrame) -> pd.Series:
+    """Which graded lists are points of the relevance plots: every list of a method whose lists all
+    are (ADL: each position), else the main ordering (LogitDiff)."""
+    every = method_series(df).map(lambda label: spec_named(str(label)).every_list_a_point)
+    return every.astype(bool) | (df["ordering"] == MAIN_ORDERING)
 
 
 def method_label(method: str) -> str:
@@ -52,7 +63,7 @@ def relevance_points(df: pd.DataFrame, column: str) -> pd.DataFrame:
     if column not in df:  # records written before the column existed (e.g. the negative control)
         return df.iloc[0:0].assign(**{column: pd.Series(dtype=float)})
     ok = df[df["failed"].isna() & df[column].notna()]
-    ok = ok[(ok["method"] == "adl") | (ok["ordering"] == MAIN_ORDERING)]
+    ok = ok[plotted_lists(ok)]
     return ok.assign(method=method_series(ok))
 
 

@@ -10,6 +10,8 @@ import pandas as pd
 from logitdiff.agent.records import AgentRunRecord
 from logitdiff.core.atomic import read_json
 from logitdiff.core.cell import Cell
+from logitdiff.registry import readout_column
+from logitdiff.report.bands import BLACKBOX
 from logitdiff.results.list_ids import list_position
 from logitdiff.results.records import RelevanceResult, failure_reason
 from logitdiff.results.store import AgentKey, ResultsStore
@@ -37,7 +39,7 @@ def _relevance_rows(res: RelevanceResult, cell: Cell) -> list[dict[str, object]]
                 "variant": cell.variant,
                 "corpus": cell.corpus,
                 "method": cell.method,
-                "readout": cell.readout if cell.method == "adl" else None,
+                "readout": readout_column(cell),
                 "ordering": None if position is not None else lst.list_id,
                 "position": position,
                 "parameter": cell.swept,
@@ -90,7 +92,7 @@ def _agent_rows(store: ResultsStore, cell: Cell, agent: AgentKey, runs: int, bla
                     "model": cell.model,
                     "organism": cell.organism,
                     "variant": cell.variant,
-                    "method": "blackbox" if blackbox else cell.method,
+                    "method": BLACKBOX if blackbox else cell.method,
                     "parameter": cell.swept,
                     "value": cell.value,
                     "seed": cell.seed,

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from logitdiff.report.axis import XAxis, x_axis  # noqa: E402
-from logitdiff.report.bands import AGENT_BAND_NOTE, CONTROL_NOTE, METHOD_LABELS, RELEVANCE_BAND_NOTE, band_stats, control_organisms, control_stats, relevance_stats  # noqa: E402
+from logitdiff.report.bands import AGENT_BAND_NOTE, BLACKBOX, CONTROL_NOTE, METHOD_LABELS, RELEVANCE_BAND_NOTE, band_stats, control_organisms, control_stats, relevance_stats  # noqa: E402
 
 
 def setup_axes(ax: plt.Axes, axis: XAxis) -> None:
@@ -53,16 +53,16 @@ def draw_relevance(ax: plt.Axes, stats: pd.DataFrame, axis: XAxis) -> None:
 def draw_agent(ax: plt.Axes, stats: pd.DataFrame, axis: XAxis) -> None:
     """The agent score lines + bands, and the blackbox baseline: a dashed curve where each value is
     another finetune (variants), else one horizontal dashed band (stats: band_stats' rows of 'score')."""
-    for method, group in stats[stats["method"] != "blackbox"].groupby("method", sort=False):
+    for method, group in stats[stats["method"] != BLACKBOX].groupby("method", sort=False):
         group = group.assign(x=group["value"].map(axis.positions)).sort_values("x")
         sd = group["std"].fillna(0.0)
         ax.plot(group["x"], group["mean"], marker="o", label=METHOD_LABELS.get(str(method), str(method)))
         ax.fill_between(group["x"], group["mean"] - sd, group["mean"] + sd, alpha=0.2)
-    baseline = stats[stats["method"] == "blackbox"]
+    baseline = stats[stats["method"] == BLACKBOX]
     if axis.scale != "log" and len(baseline):
         curve = baseline.assign(x=baseline["value"].map(axis.positions)).sort_values("x")
         sd = curve["std"].fillna(0.0)
-        ax.plot(curve["x"], curve["mean"], linestyle="--", marker="s", color="gray", label=METHOD_LABELS["blackbox"])
+        ax.plot(curve["x"], curve["mean"], linestyle="--", marker="s", color="gray", label=METHOD_LABELS[BLACKBOX])
         ax.fill_between(curve["x"], curve["mean"] - sd, curve["mean"] + sd, color="gray", alpha=0.15)
     elif len(baseline):
         # Run only at the first value (one row); the model it probes is the same at every value.

@@ -12,10 +12,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from logitdiff.core.cell import Cell
-from logitdiff.report.bands import CONTROL_COLUMN, RELEVANCE_COLUMNS, control_organisms, list_name, list_stats, mean_sd, method_label, method_series, relevance_stats
+from logitdiff.core.cell import DEFAULT_READOUT, Cell
+from logitdiff.report.bands import CONTROL_COLUMN, RELEVANCE_COLUMNS, control_organisms, list_name, list_stats, mean_sd, method_label, method_series, plotted_lists, relevance_stats
 from logitdiff.report.collect import collect
-from logitdiff.results.list_ids import MAIN_ORDERING
 from logitdiff.results.store import ResultsStore
 
 _LABEL_STYLE = {"RELEVANT": "green", "IRRELEVANT": "red"}
@@ -97,7 +96,7 @@ def show(cells: list[Cell], store: ResultsStore, judge_id: str, console: Console
     console.print(lists_table(df, c0.swept))
     if control_organisms(df):
         console.print(Text(f"control %: the same lists graded against {', '.join(control_organisms(df))} (negative control)"))
-    shown = df if all_orderings else df[(df["method"] == "adl") | (df["ordering"] == MAIN_ORDERING)]
+    shown = df if all_orderings else df[plotted_lists(df)]
     shown = shown.assign(method=method_series(shown))
     for _, row in shown.iterrows():
         console.print(tokens_heading(row, c0.swept))
@@ -108,7 +107,7 @@ def show(cells: list[Cell], store: ResultsStore, judge_id: str, console: Console
 
 
 def stored_readouts(cells: list[Cell], store: ResultsStore, judge_id: str) -> list[Cell]:
-    """The cells of every ADL readout that has grades stored for some cell (the lens always stays, so
-    a grid with nothing stored still lists its missing cells as before)."""
-    graded = {c.readout for c in cells if c.method == "adl" and store.relevance(c, judge_id).is_file()}
-    return [c for c in cells if c.method != "adl" or c.readout == "lens" or c.readout in graded]
+    """The cells of every readout that has grades stored for some cell (the default readout always
+    stays, so a grid with nothing stored still lists its missing cells as before)."""
+    graded = {c.readout for c in cells if store.relevance(c, judge_id).is_file()}
+    return [c for c in cells if c.readout == DEFAULT_READOUT or c.readout in graded]

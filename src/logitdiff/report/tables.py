@@ -77,7 +77,7 @@ def _printable(token: str) -> str:
 
 def adl_lists(rel: pd.DataFrame, positions: range = range(1, 5)) -> list[str]:
     """The graded ADL top-20 lists of `positions` of the first seed at each value (R = relevant)."""
-    adl = rel[(rel["method"] == "adl") & rel["position"].isin(list(positions)) & rel["failed"].isna()]
+    adl = rel[rel["position"].isin(list(positions)) & rel["failed"].isna()]
     if adl.empty:
         return []
     first = adl["seed"].min()

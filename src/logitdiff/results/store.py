@@ -21,6 +21,7 @@ Layout under the results root (every parameter that changes a result is in its p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +67,9 @@ class AgentKey:
 @dataclass(frozen=True)
 class ResultsStore:
     root: Path
+    # The method result's folder under a pass folder, e.g. 'logitdiff/S1000_T30_K100': each method names
+    # its own (logitdiff.registry), so the store needs no knowledge of methods.
+    method_folder: Callable[[Cell], str] = field(kw_only=True, compare=False)
     cache_dir: Path | None = None  # where corpus digests are kept between runs (None: hashed once per process)
     # (model, organism, variant, corpus) -> corpus folder name: resolved once per store.
     _corpus_folders: dict[tuple[str, str, str, str], str] = field(default_factory=dict, compare=False, repr=False)
@@ -82,41 +86,8 @@ class ResultsStore:
         return self.method_dir(cell) / "pass_record.json"
 
     def method_dir(self, cell: Cell) -> Path:
-        bos = "_nobos" if cell.drop_bos else ""
-        if cell.method == "logitdiff":
-            name = f"S{cell.samples}_T{cell.positions}_K{cell.top_k}{bos}"
-        else:
-            name = f"S{cell.samples}_T{cell.positions}_L{cell.adl_layer:g}{bos}"
-            if cell.readout != "lens":
-                name += f"_{cell.readout}"
-        return self.pass_dir(cell) / cell.method / name
-
-    def orderings(self, cell: Cell) -> Path:
-        return self.method_dir(cell) / "orderings.json"
-
-    def counters(self, cell: Cell) -> Path:
-        return self.method_dir(cell) / "counters.safetensors"
-
-    def adl_readout(self, cell: Cell) -> Path:
-        """How δ reads as tokens: lens.json (logit lens) or patchscope.json, by the cell's readout."""
-        return self.method_dir(cell) / ("patchscope.json" if cell.readout == "patchscope" else "lens.json")
-
-    def scale_choice(self, cell: Cell, judge_id: str) -> Path:
-        """The patchscope scale each position is read at, as chosen by `judge_id`."""
-        return self.method_dir(cell) / "scale_choice" / f"{slug(judge_id)}.json"
-
-    def adl_vectors(self, cell: Cell) -> Path:
-        return self.method_dir(cell) / "vectors.safetensors"
-
-    def drill_lens(self, cell: Cell) -> Path:
-        """δ's logit lens at every position and several layers, read by the ADL agent's drill-down tool."""
-        return self.method_dir(cell) / "drill_lens.json"
-
-    def method_result(self, cell: Cell) -> Path:
-        """The file whose presence means the method part of a cell is done."""
-        if cell.method == "logitdiff":
-            return self.orderings(cell)
-        return self.adl_readout(cell)
+        """The folder of the cell's method result; the method registry names it."""
+        return self.pass_dir(cell) / self.method_folder(cell)
 
     def relevance(self, cell: Cell, judge_id: str) -> Path:
         return self.method_dir(cell) / "relevance" / f"{slug(judge_id)}.json"
