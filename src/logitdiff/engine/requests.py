@@ -28,14 +28,16 @@ class Accumulator(Protocol):
 
     def add_residuals(self, base: dict[int, torch.Tensor], ft: dict[int, torch.Tensor]) -> None:
         """Per block of `layers`: [n, T, H] outputs of both models at this slot's n texts of the batch,
-        all T positions of the slot (the BOS position too: leaving it out is the accumulator's part)."""
+        all T positions of the slot (the BOS position too: leaving it out is the accumulator's part).
+        Called only when `layers` is not empty."""
         ...
 
     def add_logits(self, d: torch.Tensor, pos_codes: torch.Tensor, neg_codes: torch.Tensor, codes: TopKCodes) -> None:
         """d: [N, V] fp32 logits_ft − logits_base at this slot's counted positions in one readout block.
         pos_codes / neg_codes: [N, K_max], row i the `codes.encode`d ids of d[i] in order of falling /
         rising d, ranked at least as deep as the deepest request of the slot; deeper ranks hold
-        `codes.unranked`. The codes are ranked once per block and shared by every accumulator."""
+        `codes.unranked`. The codes are ranked once per block and shared by every accumulator.
+        Called only when a request with depth > 0 reads this accumulator."""
         ...
 
 
