@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import itertools
+from collections.abc import Hashable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,8 +15,10 @@ import torch
 from logitdiff.core.errors import UserError
 from logitdiff.engine.corpus import load_corpus
 from logitdiff.engine.models import ModelPair
+from logitdiff.engine.accumulators import TopKCodes
+from logitdiff.engine.record import RequestRecord
+from logitdiff.engine.requests import Accumulator, ResidualMeansRequest, TopKCountsRequest
 from logitdiff.engine.stats import ADL_VECTORS, COUNTERS, absolute_layer
-from logitdiff.engine.requests import ResidualMeansRequest, TopKCountsRequest
 from logitdiff.engine.streaming_pass import run_pass, run_variants_pass
 from logitdiff.methods.adl import logit_lens
 from logitdiff.methods.logitdiff import orderings
@@ -336,3 +340,59 @@ def test_variants_of_different_bases_cannot_share_a_pass(corpus: str) -> None:
             {"a": [TopKCountsRequest(2, 3, 2)], "b": [TopKCountsRequest(2, 3, 2)]},
             corpus, SEED, progress=False,
         )  # fmt: skip
+
+
+class _TopIds:
+    """Counts, per id, the positions it is among the `k` largest d at: decoded from the codes the pass hands over."""
+
+    def __init__(self, k: int) -> None:
+        self.layers: frozenset[int] = frozenset()
+        self.k = k
+        self.counts: torch.Tensor | None = None
+
+    def add_residuals(self, base: dict[int, torch.Tensor], ft: dict[int, torch.Tensor]) -> None:
+        raise AssertionError("an accumulator with no layers is given no residuals")
+
+    def add_logits(self, d: torch.Tensor, pos_codes: torch.Tensor, neg_codes: torch.Tensor, codes: TopKCodes) -> None:
+        assert pos_codes.shape[0] == d.shape[0] == neg_codes.shape[0]
+        ids = pos_codes[:, : self.k] // len(codes.ks)  # ranked at least k deep, so no rank here is `unranked`
+        counts = torch.bincount(ids.reshape(-1), minlength=codes.vocab)
+        self.counts = counts if self.counts is None else self.counts + counts
+
+
+@dataclass(frozen=True)
+class _TopIdsRequest:
+    """A statistic the pass does not know by name."""
+
+    samples: int
+    positions: int
+    depth: int
+
+    def validate(self, vocab: int, model_name: str) -> None:
+        pass  # every depth the test asks for fits the tiny vocabulary
+
+    def accumulator_key(self, num_layers: int) -> Hashable:
+        return ("top ids", self.depth)
+
+    def new_accumulator(self, num_layers: int, hidden: int, device: torch.device, first_position: int) -> _TopIds:
+        return _TopIds(self.depth)
+
+    def read(self, acc: Accumulator, num_layers: int) -> torch.Tensor:
+        assert isinstance(acc, _TopIds) and acc.counts is not None
+        return acc.counts
+
+    def record(self, num_layers: int) -> RequestRecord:
+        return RequestRecord(method="top ids", samples=self.samples, positions=self.positions, top_k=self.depth)
+
+
+def test_a_new_statistic_is_one_request_and_one_accumulator(corpus: str) -> None:
+    """A request class the pass does not know, in a slot whose LogitDiff counters need a shallower K and
+    beside a slot that ranks deeper: it is given each counted position's d and codes ranked as deep as
+    it asks, and gets exactly the naive top-K counts."""
+    pair = tiny_pair()
+    mine = _TopIdsRequest(5, 6, 7)
+    reqs = [TopKCountsRequest(5, 6, 3), mine, TopKCountsRequest(8, 4, 10)]
+    result = run_pass(pair, corpus, SEED, reqs, batch_size=3, progress=False)
+    assert torch.equal(result.results[mine], naive_logitdiff(pair, corpus, 5, 6, 7)["count_pos"])
+    assert_counters_equal(result.results[reqs[0]], naive_logitdiff(pair, corpus, 5, 6, 3), 5 * 6)
+    assert [r.method for r in result.record.requests] == ["logitdiff", "top ids", "logitdiff"]
