@@ -113,7 +113,7 @@ class ResidualMeansAccumulator:
     """Per-position sums of one block's outputs for positions first_position … T−1 (first_position = 1
     leaves the BOS position out), and the sums of their norms from ADL_NORM_FROM on."""
 
-    def __init__(self, block: int, positions: int, hidden: int, device: torch.device, first_position: int = 0) -> None:
+    def __init__(self, block: int, positions: int, hidden: int, device: torch.device, first_position: int) -> None:
         self.layers = frozenset({block})
         self.block = block
         self.first_position = first_position
