@@ -125,10 +125,11 @@ def _bare_forwards(pair, corpus: str, samples: int) -> tuple[float, float]:  # n
 
 
 def _timed_pass(pair, corpus: str, samples: int, ks: list[int]) -> dict:  # noqa: ANN001
-    from logitdiff.engine.streaming_pass import LogitDiffRequest, run_pass
+    from logitdiff.engine.requests import TopKCountsRequest
+    from logitdiff.engine.streaming_pass import run_pass
 
     t0, c0 = time.perf_counter(), time.process_time()
-    result = run_pass(pair, corpus, 42, [LogitDiffRequest(samples, POSITIONS, k) for k in ks], [], progress=False)
+    result = run_pass(pair, corpus, 42, [TopKCountsRequest(samples, POSITIONS, k) for k in ks], progress=False)
     return {
         "seconds": time.perf_counter() - t0,
         "cpu_seconds": time.process_time() - c0,
@@ -160,11 +161,12 @@ def timing_worker(pair, corpus: str, samples: int) -> dict:  # noqa: ANN001
 
 def rss_worker(pair, corpus: str, samples: int) -> dict:  # noqa: ANN001
     """(c): a pass like a mix_ratio cell pair (LogitDiff K=100 and ADL r=0.5); peak RSS of this process."""
-    from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, run_pass
+    from logitdiff.engine.requests import ResidualMeansRequest, TopKCountsRequest
+    from logitdiff.engine.streaming_pass import run_pass
 
     loaded = _peak_rss_mib()
     t0 = time.perf_counter()
-    run_pass(pair, corpus, 42, [LogitDiffRequest(samples, POSITIONS, 100)], [AdlRequest(samples, POSITIONS, 0.5)], progress=False)
+    run_pass(pair, corpus, 42, [TopKCountsRequest(samples, POSITIONS, 100), ResidualMeansRequest(samples, POSITIONS, 0.5)], progress=False)
     return {"seconds": time.perf_counter() - t0, "rss_after_load_mib": loaded, "peak_rss_mib": _peak_rss_mib()}
 
 
@@ -188,15 +190,14 @@ def _study_grids(scale: int, only: tuple[str, ...] = STUDY) -> list:
 
 
 def _requests(cells: list) -> dict:
-    from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, VariantRequests
+    from logitdiff.engine.requests import Request, ResidualMeansRequest, TopKCountsRequest
 
-    out = {}
+    out: dict[str, list[Request]] = {}
     for v in dict.fromkeys(c.variant for c in cells):
         mine = [c for c in cells if c.variant == v]
-        out[v] = VariantRequests(
-            list(dict.fromkeys(LogitDiffRequest(c.samples, c.positions, c.top_k) for c in mine if c.method == "logitdiff")),
-            list(dict.fromkeys(AdlRequest(c.samples, c.positions, c.adl_layer) for c in mine if c.method == "adl")),
-        )
+        ld = [TopKCountsRequest(c.samples, c.positions, c.top_k) for c in mine if c.method == "logitdiff"]
+        adl = [ResidualMeansRequest(c.samples, c.positions, c.adl_layer) for c in mine if c.method == "adl"]
+        out[v] = list(dict.fromkeys([*ld, *adl]))
     return out
 
 
@@ -225,7 +226,7 @@ def pair_passes(grids: list) -> dict:
                 pair = load_pair(reg.model(first.model), reg.finetuned(first.organism, first.model, first.variant), cache_dir=default_cache_dir(), device="cpu")
                 loaded = (first.variant,)
             req = _requests(group)[first.variant]
-            run_pass(pair, first.corpus, first.seed, req.logitdiff, req.adl, progress=False)
+            run_pass(pair, first.corpus, first.seed, req, progress=False)
             passes += 1
         done.update(c.result_key for c in todo)
     return {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0, "passes": passes}

@@ -42,17 +42,20 @@ ADAPTERS = ("default", "mix1-1p0", "mix1-2p0", "mix1-0p5", "mix1-1p5")  # cake_b
 
 
 def _requests(samples: int):  # noqa: ANN202
-    from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, VariantRequests
+    from logitdiff.engine.requests import ResidualMeansRequest, TopKCountsRequest
 
-    return VariantRequests([LogitDiffRequest(samples, POSITIONS, TOP_K)], [AdlRequest(samples, POSITIONS, 0.5)])
+    return [TopKCountsRequest(samples, POSITIONS, TOP_K), ResidualMeansRequest(samples, POSITIONS, 0.5)]
 
 
 def _counts(results: dict) -> dict:
     """Exact integer counts of every LogitDiff cell, by finetune, as lists (JSON-able)."""
+    from logitdiff.engine.requests import TopKCountsRequest
+
     return {
         str(key): {name: [int(x) for x in getattr(c, name).tolist()] for name in ("count_pos", "count_neg", "npos")}
         for key, res in results.items()
-        for c in res.logitdiff.values()
+        for req, c in res.results.items()
+        if isinstance(req, TopKCountsRequest)
     }
 
 
@@ -109,7 +112,7 @@ def bundled_worker(job: dict) -> dict:
         out = {}
         for f, ref in refs.items():
             pair = load_pair(model_cfg, ref, cache_dir=default_cache_dir(), device="cpu")
-            out.update(_counts({f: run_pass(pair, corpus, SEED, req.logitdiff, req.adl, progress=False)}))
+            out.update(_counts({f: run_pass(pair, corpus, SEED, req, progress=False)}))
             del pair
         return out
 
@@ -148,7 +151,7 @@ def gemma_worker(job: dict) -> dict:
     def separate() -> dict:
         out = {}
         for name, view in views.items():
-            res = run_pass(view, job["corpus"], SEED, req.logitdiff, req.adl, progress=False)
+            res = run_pass(view, job["corpus"], SEED, req, progress=False)
             out.update(_counts({name: res}))
         return out
 

@@ -87,7 +87,8 @@ def worker(job: dict) -> dict:
     import torch
 
     from logitdiff.engine.memory_plan import available_bytes, readout_positions
-    from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, auto_batch_size, run_pass
+    from logitdiff.engine.requests import ResidualMeansRequest, TopKCountsRequest
+    from logitdiff.engine.streaming_pass import auto_batch_size, run_pass
     from testkit.architectures import random_pair
 
     torch.set_num_threads(job["threads"])
@@ -97,7 +98,7 @@ def worker(job: dict) -> dict:
     s, t = job["samples"], job["positions"]
     with RssSampler() as sampler:
         t0 = time.perf_counter()
-        result = run_pass(pair, job["corpus"], SEED, [LogitDiffRequest(s, t, TOP_K)], [AdlRequest(s, t, 0.5)], progress=False)
+        result = run_pass(pair, job["corpus"], SEED, [TopKCountsRequest(s, t, TOP_K), ResidualMeansRequest(s, t, 0.5)], progress=False)
         seconds = time.perf_counter() - t0
     budget = available_bytes(pair.device)
     return {

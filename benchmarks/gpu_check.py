@@ -47,14 +47,15 @@ def english_corpus(path: Path, n: int) -> Path:
 def check_against_cpu(corpus: str, samples: int, positions: int) -> list[str]:
     import torch
 
-    from logitdiff.engine.streaming_pass import LogitDiffRequest, run_pass
+    from logitdiff.engine.requests import TopKCountsRequest
+    from logitdiff.engine.streaming_pass import run_pass
     from testkit.architectures import random_pair
 
-    req = LogitDiffRequest(samples, positions, TOP_K)
+    req = TopKCountsRequest(samples, positions, TOP_K)
     got = {}
     for device in ("cpu", "cuda"):
         pair = random_pair("smollm2_135M", seed=0, device=device, dtype=torch.float32)
-        got[device] = run_pass(pair, corpus, SEED, [req], [], progress=False).logitdiff[req]
+        got[device] = run_pass(pair, corpus, SEED, [req], progress=False).results[req]
         del pair
     cpu, gpu = got["cpu"], got["cuda"]
     differ = {name: int((getattr(cpu, name) != getattr(gpu, name)).sum()) for name in ("count_pos", "count_neg", "npos")}
@@ -73,14 +74,15 @@ def check_against_cpu(corpus: str, samples: int, positions: int) -> list[str]:
 def measure(name: str, corpus: str, samples: int, positions: int) -> dict:
     import torch
 
-    from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, run_pass
+    from logitdiff.engine.requests import ResidualMeansRequest, TopKCountsRequest
+    from logitdiff.engine.streaming_pass import run_pass
     from testkit.architectures import random_pair
 
     pair = random_pair(name, seed=0, device="cuda", dtype=torch.bfloat16)
     weights = torch.cuda.memory_allocated()
 
     def one_pass(s: int) -> object:
-        return run_pass(pair, corpus, SEED, [LogitDiffRequest(s, positions, TOP_K)], [AdlRequest(s, positions, 0.5)], progress=False)
+        return run_pass(pair, corpus, SEED, [TopKCountsRequest(s, positions, TOP_K), ResidualMeansRequest(s, positions, 0.5)], progress=False)
 
     one_pass(8)  # warm-up: CUDA context, cuBLAS handles, allocator
     torch.cuda.synchronize()

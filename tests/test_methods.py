@@ -10,7 +10,8 @@ import torch
 
 from logitdiff.core.cell import Cell
 from logitdiff.engine.stats import LogitDiffCounters, absolute_layer
-from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, run_pass
+from logitdiff.engine.requests import ResidualMeansRequest, TopKCountsRequest
+from logitdiff.engine.streaming_pass import run_pass
 from logitdiff.methods.adl import drill_lens, logit_lens
 from logitdiff.methods.logitdiff import orderings
 from logitdiff.results.method_io import load_adl_lens, load_orderings, load_pass_record, save_adl, save_logitdiff, save_pass_record
@@ -83,16 +84,16 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("results")
     corpus = str(write_jsonl(root / "c.jsonl", english_texts(40, seed=2)))
     pair = lora_pair()
-    ld, adl = LogitDiffRequest(4, 7, 3), AdlRequest(4, 7, 0.5)
-    result = run_pass(pair, corpus, 42, [ld], [adl], progress=False)
+    ld, adl = TopKCountsRequest(4, 7, 3), ResidualMeansRequest(4, 7, 0.5)
+    result = run_pass(pair, corpus, 42, [ld, adl], progress=False)
     store = ResultsStore(root / "out")
     ld_cell, adl_cell = _cell("logitdiff", corpus), _cell("adl", corpus)
-    ranked = orderings(result.logitdiff[ld], pair.tokenizer, 3)
-    lens = logit_lens(result.adl[adl], pair)
-    save_logitdiff(store, ld_cell, result.logitdiff[ld], ranked)
-    save_adl(store, adl_cell, result.adl[adl], lens, drill_lens([result.adl[adl]], pair))
+    ranked = orderings(result.results[ld], pair.tokenizer, 3)
+    lens = logit_lens(result.results[adl], pair)
+    save_logitdiff(store, ld_cell, result.results[ld], ranked)
+    save_adl(store, adl_cell, result.results[adl], lens, drill_lens([result.results[adl]], pair))
     save_pass_record(store, ld_cell, result.record)
-    return {"store": store, "ld_cell": ld_cell, "adl_cell": adl_cell, "ranked": ranked, "lens": lens, "record": result.record, "pair": pair, "stats": result.adl[adl]}
+    return {"store": store, "ld_cell": ld_cell, "adl_cell": adl_cell, "ranked": ranked, "lens": lens, "record": result.record, "pair": pair, "stats": result.results[adl]}
 
 
 def test_results_round_trip(saved: dict) -> None:
@@ -147,12 +148,12 @@ def test_drill_lens_holds_every_position_at_the_drill_layers_and_is_checked_on_r
 
     corpus = str(write_jsonl(tmp_path / "c.jsonl", english_texts(40, seed=2)))
     pair = lora_pair(layers=4)
-    reqs = [AdlRequest(4, 7, r) for r in drill_layers(0.5)]
-    result = run_pass(pair, corpus, 42, [], reqs, progress=False)
+    reqs = [ResidualMeansRequest(4, 7, r) for r in drill_layers(0.5)]
+    result = run_pass(pair, corpus, 42, reqs, progress=False)
     store, cell = ResultsStore(tmp_path / "out"), _cell("adl", corpus)
-    own = result.adl[AdlRequest(4, 7, 0.5)]
+    own = result.results[ResidualMeansRequest(4, 7, 0.5)]
     lens = logit_lens(own, pair)
-    save_adl(store, cell, own, lens, drill_lens([result.adl[r] for r in reqs], pair))
+    save_adl(store, cell, own, lens, drill_lens([result.results[r] for r in reqs], pair))
     save_pass_record(store, cell, result.record)
     check_method_result(store, cell)
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from logitdiff.engine.streaming_pass import AdlRequest, run_pass
+from logitdiff.engine.requests import ResidualMeansRequest
+from logitdiff.engine.streaming_pass import run_pass
 from logitdiff.judge.scale_choice import LLMScaleChooser, content_tokens, parse_scale_answer, scale_messages
 from logitdiff.llm.client import LLMCallError
 from logitdiff.methods.patchscope import (
@@ -46,8 +47,8 @@ def test_patchscope_recovers_the_planted_token(corpus: str, planted: int, direct
     with torch.no_grad():
         for model in (pair.model, pair.finetuned_full):
             model.lm_head.weight[planted] = 3.0 * u
-    req = AdlRequest(6, 8, 0.5)  # floor(0.5·2) = block 1
-    stats = run_pass(pair, corpus, SEED, [], [req], progress=False).adl[req]
+    req = ResidualMeansRequest(6, 8, 0.5)  # floor(0.5·2) = block 1
+    stats = run_pass(pair, corpus, SEED, [req], progress=False).results[req]
     readout = patchscope(stats, pair, lists=5)
     assert [p.position for p in readout.delta] == [0, 1, 2, 3, 4]
     token = pair.tokenizer.decode([planted])

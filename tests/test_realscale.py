@@ -10,7 +10,8 @@ import torch
 from logitdiff.core.errors import UserError
 from logitdiff.engine.forward import PairReadout
 from logitdiff.engine.memory_plan import CPU_BUDGET_BYTES, READOUT_COPIES, readout_blocks, readout_positions
-from logitdiff.engine.streaming_pass import AdlRequest, LogitDiffRequest, auto_batch_size, run_pass
+from logitdiff.engine.requests import ResidualMeansRequest, TopKCountsRequest
+from logitdiff.engine.streaming_pass import auto_batch_size, run_pass
 from testkit.architectures import (
     ARCHITECTURES,
     BOS_ID,
@@ -158,29 +159,29 @@ def _assert_same_counters(a, b) -> None:  # noqa: ANN001
 def test_readout_split_along_texts_and_positions_equals_one_block(corpus: str, make_pair) -> None:  # noqa: ANN001
     pair = make_pair()
     vocab = pair.model.get_output_embeddings().weight.shape[0]
-    ld = [LogitDiffRequest(6, 9, 3), LogitDiffRequest(10, 4, 5)]
-    adl = [AdlRequest(6, 9, 0.5)]
-    whole = run_pass(pair, corpus, 1, ld, adl, batch_size=10, progress=False)
+    ld = [TopKCountsRequest(6, 9, 3), TopKCountsRequest(10, 4, 5)]
+    adl = [ResidualMeansRequest(6, 9, 0.5)]
+    whole = run_pass(pair, corpus, 1, [*ld, *adl], batch_size=10, progress=False)
     for positions in (4, 13):  # splits one text along its positions; groups whole texts
         budget = positions * READOUT_COPIES * 4 * vocab
-        chunked = run_pass(pair, corpus, 1, ld, adl, batch_size=10, memory_budget=budget, progress=False)
+        chunked = run_pass(pair, corpus, 1, [*ld, *adl], batch_size=10, memory_budget=budget, progress=False)
         for req in ld:
-            _assert_same_counters(chunked.logitdiff[req], whole.logitdiff[req])
-        torch.testing.assert_close(chunked.adl[adl[0]].delta_mean, whole.adl[adl[0]].delta_mean)
+            _assert_same_counters(chunked.results[req], whole.results[req])
+        torch.testing.assert_close(chunked.results[adl[0]].delta_mean, whole.results[adl[0]].delta_mean)
 
 
 def test_pass_runs_on_a_reduced_gemma_pair(corpus: str) -> None:
     pair = random_pair("gemma3_1B", layers=2, vocab=600, seed=0)
-    result = run_pass(pair, corpus, 0, [LogitDiffRequest(4, 12, 10)], [AdlRequest(4, 12, 0.5)], progress=False)
-    counters = result.logitdiff[LogitDiffRequest(4, 12, 10)]
+    result = run_pass(pair, corpus, 0, [TopKCountsRequest(4, 12, 10), ResidualMeansRequest(4, 12, 0.5)], progress=False)
+    counters = result.results[TopKCountsRequest(4, 12, 10)]
     assert result.record.shared_head and counters.positions == 48
     assert int(counters.count_pos.sum()) == int(counters.count_neg.sum()) == 48 * 10
-    assert result.adl[AdlRequest(4, 12, 0.5)].delta_mean.shape == (12, 1152)
+    assert result.results[ResidualMeansRequest(4, 12, 0.5)].delta_mean.shape == (12, 1152)
 
 
 @needs_gpu
 def test_gpu_counters_equal_cpu_counters(corpus: str) -> None:
-    ld = [LogitDiffRequest(8, 10, 5)]
-    cpu = run_pass(random_pair("smollm2_135M", layers=2, vocab=700), corpus, 0, ld, [], progress=False)
-    gpu = run_pass(random_pair("smollm2_135M", layers=2, vocab=700, device="cuda"), corpus, 0, ld, [], progress=False)
-    _assert_same_counters(gpu.logitdiff[ld[0]], cpu.logitdiff[ld[0]])
+    ld = [TopKCountsRequest(8, 10, 5)]
+    cpu = run_pass(random_pair("smollm2_135M", layers=2, vocab=700), corpus, 0, ld, progress=False)
+    gpu = run_pass(random_pair("smollm2_135M", layers=2, vocab=700, device="cuda"), corpus, 0, ld, progress=False)
+    _assert_same_counters(gpu.results[ld[0]], cpu.results[ld[0]])

@@ -1,4 +1,7 @@
-"""Running sums of one (S, T) slot, updated per batch on the model's device; nothing per position is kept."""
+"""Running sums of one (S, T) slot, updated per batch on the model's device; nothing per position is kept.
+
+Each accumulator is a `requests.Accumulator`: the pass feeds it through that protocol only.
+"""
 
 from __future__ import annotations
 
@@ -57,26 +60,42 @@ class TopKCodes:
         return torch.bincount(codes.reshape(-1), minlength=n + 1)[:n].view(self.vocab, len(self.ks))
 
 
-class LogitDiffAccumulator:
-    def __init__(self, codes: TopKCodes, device: torch.device) -> None:
-        v, nk = codes.vocab, len(codes.ks)
-        self.codes = codes
-        self.hist_pos = torch.zeros(v, nk, dtype=COUNTERS["count_pos"][0], device=device)
-        self.hist_neg = torch.zeros(v, nk, dtype=COUNTERS["count_neg"][0], device=device)
-        self.sum_diff = torch.zeros(v, dtype=COUNTERS["sum_diff"][0], device=device)
-        self.npos = torch.zeros(v, dtype=COUNTERS["npos"][0], device=device)
+class TopKCountsAccumulator:
+    """Per vocabulary id: how often it is among a position's K largest / smallest d (for every K of the
+    variant's codes at once), Σ d, and how often d > 0."""
+
+    def __init__(self) -> None:
+        self.layers: frozenset[int] = frozenset()
+        # The counters are shaped by the variant's codes, which the pass builds once it knows every
+        # request, so they are allocated by the first add_logits.
+        self.codes: TopKCodes | None = None
+        self.hist_pos = torch.empty(0)
+        self.hist_neg = torch.empty(0)
+        self.sum_diff = torch.empty(0)
+        self.npos = torch.empty(0)
         self.positions = 0
 
-    def add(self, d: torch.Tensor, pos_codes: torch.Tensor, neg_codes: torch.Tensor) -> None:
+    def add_residuals(self, base: dict[int, torch.Tensor], ft: dict[int, torch.Tensor]) -> None:
+        """Never called: `layers` is empty."""
+
+    def add_logits(self, d: torch.Tensor, pos_codes: torch.Tensor, neg_codes: torch.Tensor, codes: TopKCodes) -> None:
         """d: [N, V] fp32 of this slot's positions; codes: [N, K_max] from `TopKCodes.encode`."""
-        self.hist_pos += self.codes.histogram(pos_codes)
-        self.hist_neg += self.codes.histogram(neg_codes)
+        if self.codes is None:
+            v, nk = codes.vocab, len(codes.ks)
+            self.codes = codes
+            self.hist_pos = torch.zeros(v, nk, dtype=COUNTERS["count_pos"][0], device=d.device)
+            self.hist_neg = torch.zeros(v, nk, dtype=COUNTERS["count_neg"][0], device=d.device)
+            self.sum_diff = torch.zeros(v, dtype=COUNTERS["sum_diff"][0], device=d.device)
+            self.npos = torch.zeros(v, dtype=COUNTERS["npos"][0], device=d.device)
+        self.hist_pos += codes.histogram(pos_codes)
+        self.hist_neg += codes.histogram(neg_codes)
         for block in d.split(max(1, _REDUCE_ELEMENTS // d.shape[1])):
             self.sum_diff += block.sum(0)
             self.npos += positive_counts(block)
         self.positions += d.shape[0]
 
     def result(self, samples: int, positions_per_text: int, top_k: int) -> LogitDiffCounters:
+        assert self.codes is not None, "no position was counted"
         j = self.codes.ks.index(top_k)
         return LogitDiffCounters(
             samples=samples,
@@ -90,10 +109,13 @@ class LogitDiffAccumulator:
         )
 
 
-class AdlAccumulator:
-    """Per-position sums for positions first_position … T−1 (first_position = 1 leaves the BOS position out)."""
+class ResidualMeansAccumulator:
+    """Per-position sums of one block's outputs for positions first_position … T−1 (first_position = 1
+    leaves the BOS position out), and the sums of their norms from ADL_NORM_FROM on."""
 
-    def __init__(self, positions: int, hidden: int, device: torch.device, first_position: int = 0) -> None:
+    def __init__(self, block: int, positions: int, hidden: int, device: torch.device, first_position: int) -> None:
+        self.layers = frozenset({block})
+        self.block = block
         self.first_position = first_position
         self.delta = torch.zeros(positions - first_position, hidden, dtype=torch.float64, device=device)
         self.base = torch.zeros_like(self.delta)
@@ -102,10 +124,10 @@ class AdlAccumulator:
         self.ft_norm = torch.zeros_like(self.base_norm)
         self.texts = 0
 
-    def add(self, h_base: torch.Tensor, h_ft: torch.Tensor) -> None:
-        """h_*: [n, T, H] residuals of this slot's texts at the slot's layer (all T positions)."""
+    def add_residuals(self, base: dict[int, torch.Tensor], ft: dict[int, torch.Tensor]) -> None:
+        """[n, T, H] per block: this slot's texts (all T positions)."""
         # .to: under a device_map the hooked block may sit on another GPU than the sums.
-        hb, hf = h_base.to(self.delta.device).float(), h_ft.to(self.delta.device).float()
+        hb, hf = base[self.block].to(self.delta.device).float(), ft[self.block].to(self.delta.device).float()
         first = self.first_position
         self.delta += (hf[:, first:] - hb[:, first:]).sum(0, dtype=torch.float64)
         self.base += hb[:, first:].sum(0, dtype=torch.float64)
@@ -113,6 +135,9 @@ class AdlAccumulator:
         self.base_norm += hb[:, ADL_NORM_FROM:].norm(dim=-1).sum(dtype=torch.float64)
         self.ft_norm += hf[:, ADL_NORM_FROM:].norm(dim=-1).sum(dtype=torch.float64)
         self.texts += hb.shape[0]
+
+    def add_logits(self, d: torch.Tensor, pos_codes: torch.Tensor, neg_codes: torch.Tensor, codes: TopKCodes) -> None:
+        """Never called: its requests have depth 0."""
 
     def result(self, relative_layer: float, layer: int) -> AdlStats:
         n, t = self.texts, self.delta.shape[0] + self.first_position

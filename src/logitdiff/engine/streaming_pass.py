@@ -1,11 +1,12 @@
-"""ONE streaming pass over the corpus that fills every requested LogitDiff and ADL cell of a (pair, corpus, seed).
+"""ONE streaming pass over the corpus that fills every request (`requests.Request`) of a (pair, corpus, seed).
 
 Several finetunes of one base (views from `load_finetunes`: LoRA adapters of any organisms on one base
 copy, full-weight models beside it) share a pass: per batch the base model runs once and each
-finetune's forward runs on the rows its own cells need, so N finetunes cost N + 1 forwards instead of 2N.
-Per batch and variant: both models run on the same texts; d = logits_ft − logits_base in fp32; the top-K
-and bottom-K ids of every position are taken once, only as deep as the cells counting it need (`ranked`);
-each (S, T) slot adds its positions to its counters.
+finetune's forward runs on the rows its own requests need, so N finetunes cost N + 1 forwards instead of 2N.
+Per batch and variant: both models run on the same texts; the residuals of the blocks the slots present
+read are hooked; d = logits_ft − logits_base in fp32; the top-K and bottom-K ids of every position are
+taken once, only as deep as the requests counting it need (`ranked`); each (S, T) slot hands its rows
+and positions to its accumulators, one per accumulator key of its requests.
 Texts are grouped by how many tokens they are run for, so batches need no padding. The head, the diff
 and the top-K run on the model's device in chunks of positions sized to a memory budget
 (`memory_plan`); nothing of vocabulary size is kept per position or copied to the host, so memory
@@ -25,17 +26,16 @@ import torch
 
 from logitdiff.core.progress import progress as progress_bar
 from logitdiff.core.errors import UserError
-from logitdiff.engine.accumulators import AdlAccumulator, LogitDiffAccumulator, TopKCodes
+from logitdiff.engine.accumulators import TopKCodes
 from logitdiff.engine.allocator import release_freed_memory
 from logitdiff.engine.corpus import load_corpus
 from logitdiff.engine.forward import PairReadout, SideOutput, run_body
-from logitdiff.engine.limits import check_adl_positions, check_top_k
 from logitdiff.engine.memory_plan import MAX_FORWARD_TEXTS, available_bytes, readout_blocks, readout_positions
 from logitdiff.engine.models import ModelPair
 from logitdiff.engine.ranked import ranked_codes
-from logitdiff.engine.record import PassRecord, RequestRecord, library_versions
+from logitdiff.engine.record import PassRecord, library_versions
+from logitdiff.engine.requests import Accumulator, Request
 from logitdiff.engine.sampling import PrefixEncoder, SelectedText, SelectionLog, Slot, select_texts, starts_with_bos
-from logitdiff.engine.stats import AdlStats, LogitDiffCounters, absolute_layer
 
 
 VariantKey = Hashable  # names one finetune of a shared pass: a variant, or (organism, variant)
@@ -52,58 +52,35 @@ def auto_batch_size(vocab: int, run_length: int, device: torch.device, budget_by
 
 
 @dataclass(frozen=True)
-class LogitDiffRequest:
-    samples: int
-    positions: int
-    top_k: int
-
-
-@dataclass(frozen=True)
-class AdlRequest:
-    samples: int
-    positions: int
-    layer: float  # relative layer r; the block is floor(r·(L−1))
-
-
-@dataclass(frozen=True)
-class VariantRequests:
-    """What one variant of a shared pass must fill."""
-
-    logitdiff: Sequence[LogitDiffRequest] = ()
-    adl: Sequence[AdlRequest] = ()
-
-
-@dataclass(frozen=True)
 class PassResult:
-    logitdiff: dict[LogitDiffRequest, LogitDiffCounters]
-    adl: dict[AdlRequest, AdlStats]
+    results: dict[Request, object]  # each request's `read`
     record: PassRecord
 
 
 class _SlotState:
-    """Accumulators of one (S, T) slot of one variant: LogitDiff (if a request needs it) and one ADL sum per block."""
+    """One (S, T) slot of one variant: one accumulator per accumulator key of its requests."""
 
-    def __init__(self, slot: Slot, codes: TopKCodes | None, adl_layers: set[int], hidden: int, device: torch.device,
-                 first_position: int):
+    def __init__(self, slot: Slot, requests: list[Request], num_layers: int, hidden: int, device: torch.device, first_position: int) -> None:
         self.slot = slot
-        self.logitdiff = LogitDiffAccumulator(codes, device) if codes is not None else None
-        self.adl = {layer: AdlAccumulator(slot.positions, hidden, device, first_position) for layer in sorted(adl_layers)}
+        self.accumulators: dict[Hashable, Accumulator] = {}
+        for r in requests:
+            key = r.accumulator_key(num_layers)
+            if key not in self.accumulators:
+                self.accumulators[key] = r.new_accumulator(num_layers, hidden, device, first_position)
+        reads_logits = {r.accumulator_key(num_layers) for r in requests if r.depth > 0}
+        self.logit_readers = [acc for key, acc in self.accumulators.items() if key in reads_logits]
+        self.residual_readers = [acc for acc in self.accumulators.values() if acc.layers]
+        self.layers = frozenset[int]().union(*(acc.layers for acc in self.accumulators.values()))
+        # How deep this slot's positions are ranked (`ranked_codes`): its deepest request.
+        self.depth = max(r.depth for r in requests)
 
 
-def _validate(pair: ModelPair, logitdiff: Sequence[LogitDiffRequest], adl: Sequence[AdlRequest]) -> None:
-    if not logitdiff and not adl:
-        raise UserError("nothing to compute: give at least one LogitDiff or ADL request")
+def _validate(pair: ModelPair, requests: Sequence[Request]) -> None:
+    if not requests:
+        raise UserError("nothing to compute: give at least one request")
     vocab = pair.model.get_output_embeddings().weight.shape[0]
-    for r in logitdiff:
-        if min(r.samples, r.positions, r.top_k) < 1:
-            raise UserError(f"LogitDiff needs S, T, K ≥ 1; got S={r.samples} T={r.positions} K={r.top_k}")
-        check_top_k(r.top_k, vocab, pair.base_model or pair.base_id)
-    for a in adl:
-        if a.samples < 1:
-            raise UserError(f"ADL needs S ≥ 1; got S={a.samples}")
-        check_adl_positions(a.positions)
-        if not 0.0 <= a.layer <= 1.0:
-            raise UserError(f"ADL relative layer must be within [0, 1], got {a.layer}")
+    for r in requests:
+        r.validate(vocab, pair.base_model or pair.base_id)
 
 
 def _revision(model: torch.nn.Module) -> str | None:
@@ -125,33 +102,20 @@ class _Variant:
     """
 
     def __init__(
-        self, pair: ModelPair, readout: PairReadout, reqs: VariantRequests, slots: list[Slot], device: torch.device, first_position: int
-    ):
+        self, pair: ModelPair, readout: PairReadout, requests: Sequence[Request], slots: list[Slot], device: torch.device, first_position: int
+    ) -> None:
         self.pair = pair
         self.first_position = first_position
         self.readout = readout
-        ks = sorted({r.top_k for r in reqs.logitdiff})
+        # A bucket per depth: the counts of a K are the histogram's buckets up to its own (`TopKCodes`).
+        ks = sorted({r.depth for r in requests if r.depth > 0})
         self.codes = TopKCodes(ks, readout.ft.head.weight.shape[0], device) if ks else None
-        needs_ld = {Slot(r.samples, r.positions) for r in reqs.logitdiff}
-        mine = needs_ld | {Slot(a.samples, a.positions) for a in reqs.adl}
+        by_slot: dict[Slot, list[Request]] = {}
+        for r in requests:
+            by_slot.setdefault(Slot(r.samples, r.positions), []).append(r)
         hidden = pair.model.get_input_embeddings().weight.shape[1]
         self.state = {
-            i: _SlotState(
-                s,
-                self.codes if s in needs_ld else None,
-                {absolute_layer(a.layer, pair.num_layers) for a in reqs.adl if Slot(a.samples, a.positions) == s},
-                hidden,
-                device,
-                first_position,
-            )
-            for i, s in enumerate(slots)
-            if s in mine
-        }
-        # The deepest K each slot's cells count: how far its positions are ranked (`ranked_codes`).
-        self.slot_depth = {
-            i: max(r.top_k for r in reqs.logitdiff if Slot(r.samples, r.positions) == st.slot)
-            for i, st in self.state.items()
-            if st.logitdiff is not None
+            i: _SlotState(s, by_slot[s], pair.num_layers, hidden, device, first_position) for i, s in enumerate(slots) if s in by_slot
         }
         self.texts_run = 0
         self.tokens_run = 0
@@ -160,45 +124,54 @@ class _Variant:
         return {i for t in texts for i in t.slots if i in self.state}
 
     def layers(self, present: set[int]) -> frozenset[int]:
-        return frozenset(layer for i in present for layer in self.state[i].adl)
+        return frozenset[int]().union(*(self.state[i].layers for i in present))
 
-    def accumulate_adl(self, texts: list[SelectedText], res_base: dict, res_ft: dict) -> None:
+    def accumulate_residuals(self, texts: list[SelectedText], res_base: dict[int, torch.Tensor], res_ft: dict[int, torch.Tensor]) -> None:
         for i, st in self.state.items():
-            if not st.adl or not any(i in t.slots for t in texts):
+            if not st.layers or not any(i in t.slots for t in texts):
                 continue  # run_batch hooked only the blocks of slots present in this batch
             t_len = st.slot.positions
-            for layer, acc in st.adl.items():
+            base: dict[int, torch.Tensor] = {}
+            ft: dict[int, torch.Tensor] = {}
+            for layer in st.layers:
                 sel = _rows_of(texts, i, res_base[layer].device)
-                acc.add(res_base[layer][sel, :t_len], res_ft[layer][sel, :t_len])
+                base[layer], ft[layer] = res_base[layer][sel, :t_len], res_ft[layer][sel, :t_len]
+            for acc in st.residual_readers:
+                acc.add_residuals(base, ft)
 
-    def accumulate_logitdiff(self, texts: list[SelectedText], first_position: int, d: torch.Tensor) -> None:
+    def accumulate_logits(self, texts: list[SelectedText], first_position: int, d: torch.Tensor) -> None:
         """d: [n, c, V] for positions first_position … first_position + c − 1 of `texts`."""
         assert self.codes is not None
         n, c, v = d.shape
         skip = max(0, self.first_position - first_position)  # the BOS column, if this block holds it and it is left out
-        counted = []  # (slot state, its rows, its columns) of the slots with positions in this block
+        counted: list[tuple[_SlotState, slice | torch.Tensor, slice]] = []  # the slots with positions in this block: rows, columns
         depth = torch.zeros(n, c, dtype=torch.int64, device=d.device)
         for i, st in self.state.items():
             take = st.slot.positions - first_position  # this slot's positions inside the block
-            if st.logitdiff is None or take <= skip or not any(i in t.slots for t in texts):
+            if not st.logit_readers or take <= skip or not any(i in t.slots for t in texts):
                 continue
             sel, cols = _rows_of(texts, i, d.device), slice(skip, take)
-            depth[sel, cols] = depth[sel, cols].clamp(min=self.slot_depth[i])
+            depth[sel, cols] = depth[sel, cols].clamp(min=st.depth)
             counted.append((st, sel, cols))
         if not counted:
             return
         pos, neg = ranked_codes(d.view(n * c, v), depth.view(-1), self.codes)
-        pos_codes, neg_codes = pos.view(n, c, -1), neg.view(n, c, -1)
+        k = pos.shape[-1]
+        pos_codes, neg_codes = pos.view(n, c, k), neg.view(n, c, k)
         for st, sel, cols in counted:
-            assert st.logitdiff is not None
-            st.logitdiff.add(d[sel, cols].reshape(-1, v), pos_codes[sel, cols], neg_codes[sel, cols])
+            mine = d[sel, cols].reshape(-1, v)
+            # Row i of the codes belongs to row i of d. Flattening copies only a subset of the columns,
+            # which the histograms' bincount would flatten anyway.
+            mine_pos, mine_neg = pos_codes[sel, cols].reshape(-1, k), neg_codes[sel, cols].reshape(-1, k)
+            for acc in st.logit_readers:
+                acc.add_logits(mine, mine_pos, mine_neg, self.codes)
 
 
 class _Pass:
     def __init__(
         self,
         pairs: Mapping[VariantKey, ModelPair],
-        requests: Mapping[VariantKey, VariantRequests],
+        requests: Mapping[VariantKey, Sequence[Request]],
         batch_size: int | None,
         memory_budget: int | None,
         first_position: int,
@@ -214,7 +187,7 @@ class _Pass:
         self.batch_size = batch_size
         self.budget = memory_budget or available_bytes(self.base_pair.device)  # measured once the fp32 heads exist
         self.block_positions = readout_positions(self.budget, self.vocab)
-        every = [r for reqs in requests.values() for r in (*reqs.logitdiff, *reqs.adl)]
+        every = [r for reqs in requests.values() for r in reqs]
         self.slots = sorted({Slot(r.samples, r.positions) for r in every}, key=lambda s: (s.positions, s.samples))
         self.variants = {key: _Variant(pairs[key], readouts[key], requests[key], self.slots, readout_device, first_position) for key in pairs}
         self.forward_s = 0.0
@@ -262,12 +235,12 @@ class _Pass:
         self.forward_s += time.perf_counter() - t0
         t1 = time.perf_counter()
         base_res = {layer: base.residuals[layer][sel, :run_length] for layer in ft.residuals}
-        var.accumulate_adl(mine, base_res, ft.residuals)
+        var.accumulate_residuals(mine, base_res, ft.residuals)
         if var.codes is not None:
             base_hidden = base.hidden[sel, :run_length]
             for rows_b, cols in readout_blocks(len(mine), run_length, self.block_positions):
                 d = self._diff(var, base_hidden[rows_b, cols], ft.hidden[rows_b, cols])
-                var.accumulate_logitdiff(mine[rows_b], cols.start, d)
+                var.accumulate_logits(mine[rows_b], cols.start, d)
                 del d
         self._sync()
         self.stats_s += time.perf_counter() - t1
@@ -299,8 +272,7 @@ def run_pass(
     pair: ModelPair,
     corpus: str,
     seed: int,
-    logitdiff: Sequence[LogitDiffRequest],
-    adl: Sequence[AdlRequest],
+    requests: Sequence[Request],
     *,
     batch_size: int | None = None,
     drop_bos: bool = False,
@@ -312,12 +284,13 @@ def run_pass(
     batch_size: texts per forward batch (default: from the budget). memory_budget: bytes the
     vocabulary-sized readout of one chunk may use (default: `memory_plan.available_bytes`).
     drop_bos: the texts still run with their BOS token (the models' logits and activations at every
-    other position stay what they are); position 0 is left out of the LogitDiff counts (S·(T−1)
-    positions) and of the ADL means (positions 1…T−1). A tokenizer that adds no BOS has no BOS
-    position: nothing is left out, and a notice says so.
+    other position stay what they are); position 0 is left out of what the accumulators are given
+    from the logits (S·(T−1) positions), and the residual accumulators leave it out of their sums
+    (`first_position`). A tokenizer that adds no BOS has no BOS position: nothing is left out, and a
+    notice says so.
     """
     results = run_variants_pass(
-        {"": pair}, {"": VariantRequests(logitdiff, adl)}, corpus, seed,
+        {"": pair}, {"": requests}, corpus, seed,
         batch_size=batch_size, drop_bos=drop_bos, progress=progress, memory_budget=memory_budget,
     )  # fmt: skip
     return results[""]
@@ -325,7 +298,7 @@ def run_pass(
 
 def run_variants_pass(
     pairs: Mapping[VariantKey, ModelPair],
-    requests: Mapping[VariantKey, VariantRequests],
+    requests: Mapping[VariantKey, Sequence[Request]],
     corpus: str,
     seed: int,
     *,
@@ -342,7 +315,7 @@ def run_variants_pass(
     if set(pairs) != set(requests) or not pairs:
         raise ValueError("give requests for exactly the variants of the pass")
     for key, pair in pairs.items():
-        _validate(pair, requests[key].logitdiff, requests[key].adl)
+        _validate(pair, requests[key])
     started = datetime.now(UTC).isoformat(timespec="seconds")
     t_start = time.perf_counter()
     base_pair = next(iter(pairs.values()))
@@ -352,7 +325,7 @@ def run_variants_pass(
             first_position = 1
         else:
             print(f"notice: --drop-bos: the tokenizer of {base_pair.base_id} adds no BOS token, so no position is left out", file=sys.stderr)
-    if first_position and any(r.positions < 2 for reqs in requests.values() for r in reqs.logitdiff):
+    if first_position and any(r.depth > 0 and r.positions < 2 for reqs in requests.values() for r in reqs):
         raise UserError("--drop-bos leaves position 0 out: LogitDiff needs T ≥ 2 positions")
     work = _Pass(pairs, requests, batch_size, memory_budget, first_position)
     log = SelectionLog(rows=[[] for _ in work.slots])
@@ -387,7 +360,7 @@ def run_variants_pass(
 
 def _result(
     var: _Variant,
-    reqs: VariantRequests,
+    reqs: Sequence[Request],
     work: _Pass,
     log: SelectionLog,
     corpus: str,
@@ -398,17 +371,9 @@ def _result(
     timings: dict[str, float],
     shared_with: list[str],
 ) -> PassResult:
-    pair = var.pair
+    pair, num_layers = var.pair, var.pair.num_layers
     by_slot = {st.slot: st for st in var.state.values()}
-    ld_out = {}
-    for r in reqs.logitdiff:
-        acc = by_slot[Slot(r.samples, r.positions)].logitdiff
-        assert acc is not None
-        ld_out[r] = acc.result(r.samples, r.positions, r.top_k)
-    adl_out = {}
-    for a in reqs.adl:
-        layer = absolute_layer(a.layer, pair.num_layers)
-        adl_out[a] = by_slot[Slot(a.samples, a.positions)].adl[layer].result(a.layer, layer)
+    results = {r: r.read(by_slot[Slot(r.samples, r.positions)].accumulators[r.accumulator_key(num_layers)], num_layers) for r in reqs}
 
     rows_by_t: dict[int, list[int]] = {}
     for i, slot in enumerate(work.slots):  # sorted by (T, S): the largest S per T wins
@@ -429,13 +394,7 @@ def _result(
         dtype=str(pair.dtype).removeprefix("torch."),
         batch_size=batch_size,
         shared_head=var.readout.shared,
-        requests=[RequestRecord(method="logitdiff", samples=r.samples, positions=r.positions, top_k=r.top_k) for r in reqs.logitdiff]
-        + [
-            RequestRecord(
-                method="adl", samples=a.samples, positions=a.positions, relative_layer=a.layer, layer=absolute_layer(a.layer, pair.num_layers)
-            )
-            for a in reqs.adl
-        ],
+        requests=[r.record(num_layers) for r in reqs],
         rows_by_positions=rows_by_t,
         texts_read=log.texts_read,
         texts_empty=log.texts_empty,
@@ -446,4 +405,4 @@ def _result(
         versions=library_versions(),
         base_shared_with=shared_with,
     )
-    return PassResult(logitdiff=ld_out, adl=adl_out, record=record)
+    return PassResult(results=results, record=record)
