@@ -207,6 +207,7 @@ def pair_passes(grids: list) -> dict:
     from logitdiff.config.loader import Registry
     from logitdiff.engine.models import load_pair
     from logitdiff.engine.streaming_pass import run_pass
+    from logitdiff.registry import result_key
 
     reg = Registry.load()
     t0, c0 = time.perf_counter(), time.process_time()
@@ -215,7 +216,7 @@ def pair_passes(grids: list) -> dict:
     pair = None
     passes = 0
     for cells in grids:
-        todo = [c for c in cells if c.result_key not in done]
+        todo = [c for c in cells if result_key(c) not in done]
         groups: dict = {}
         for c in todo:
             groups.setdefault(c.pass_key, []).append(c)
@@ -228,7 +229,7 @@ def pair_passes(grids: list) -> dict:
             req = _requests(group)[first.variant]
             run_pass(pair, first.corpus, first.seed, req, progress=False)
             passes += 1
-        done.update(c.result_key for c in todo)
+        done.update(result_key(c) for c in todo)
     return {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0, "passes": passes}
 
 

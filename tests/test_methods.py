@@ -14,8 +14,10 @@ from logitdiff.engine.requests import ResidualMeansRequest, TopKCountsRequest
 from logitdiff.engine.streaming_pass import run_pass
 from logitdiff.methods.adl import drill_lens, logit_lens
 from logitdiff.methods.logitdiff import orderings
-from logitdiff.results.method_io import load_adl_lens, load_orderings, load_pass_record, save_adl, save_logitdiff, save_pass_record
-from logitdiff.results.store import ResultsStore
+from logitdiff.registry import check_method_result, method_result, results_store
+from logitdiff.registry.adl import AdlLensSpec, drill_lens_path, load_drill_lens, save_adl, vectors_path
+from logitdiff.registry.logitdiff import counters_path, load_orderings, orderings_path, save_logitdiff
+from logitdiff.results.method_io import load_pass_record, save_pass_record
 from testkit.tiny_models import english_texts, lora_pair, tiny_tokenizer, write_jsonl
 
 
@@ -86,7 +88,7 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> dict:
     pair = lora_pair()
     ld, adl = TopKCountsRequest(4, 7, 3), ResidualMeansRequest(4, 7, 0.5)
     result = run_pass(pair, corpus, 42, [ld, adl], progress=False)
-    store = ResultsStore(root / "out")
+    store = results_store(root / "out")
     ld_cell, adl_cell = _cell("logitdiff", corpus), _cell("adl", corpus)
     ranked = orderings(result.results[ld], pair.tokenizer, 3)
     lens = logit_lens(result.results[adl], pair)
@@ -99,15 +101,15 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_results_round_trip(saved: dict) -> None:
     store, ld_cell, adl_cell = saved["store"], saved["ld_cell"], saved["adl_cell"]
     assert load_orderings(store, ld_cell) == saved["ranked"]
-    assert load_adl_lens(store, adl_cell) == saved["lens"]
+    assert AdlLensSpec().load(store, adl_cell) == saved["lens"]
     assert load_pass_record(store, ld_cell) == saved["record"]
     from safetensors.torch import load_file
 
-    vectors = load_file(store.adl_vectors(adl_cell))
+    vectors = load_file(vectors_path(store, adl_cell))
     assert torch.equal(vectors["delta_mean"], saved["stats"].delta_mean)
-    counters = load_file(store.counters(ld_cell))
+    counters = load_file(counters_path(store, ld_cell))
     assert int(counters["count_pos"].sum()) == 4 * 7 * 3
-    doc = json.loads(store.orderings(ld_cell).read_text())
+    doc = json.loads(orderings_path(store, ld_cell).read_text())
     assert doc["cell"]["seed"] == 42 and doc["positions"] == 28
 
 
@@ -122,12 +124,12 @@ def test_lens_json_has_top_100_per_position_for_all_three_vectors(saved: dict) -
 
 @pytest.mark.parametrize("kind", ["orderings", "lens"])
 def test_truncated_or_corrupted_result_raises_value_error(saved: dict, kind: str, tmp_path: Path) -> None:
-    store, src_store = ResultsStore(tmp_path), saved["store"]
+    store, src_store = results_store(tmp_path), saved["store"]
     cell = saved["ld_cell"] if kind == "orderings" else saved["adl_cell"]
-    src = src_store.method_result(cell)
-    dst = store.method_result(cell)
+    src = method_result(src_store, cell)
+    dst = method_result(store, cell)
     dst.parent.mkdir(parents=True)
-    load = load_orderings if kind == "orderings" else load_adl_lens
+    load = load_orderings if kind == "orderings" else AdlLensSpec().load
     text = src.read_text()
     dst.write_text(text[: len(text) // 2])  # a killed writer without atomic rename would leave this
     with pytest.raises(ValueError):
@@ -144,13 +146,12 @@ def test_drill_lens_holds_every_position_at_the_drill_layers_and_is_checked_on_r
     """A 4-block model: relative 0.25 / 0.5 / 0.75 are blocks 0 / 1 / 2. The stored drill-down lens
     agrees with lens.json at the cell's own block, and a file for other positions fails the check."""
     from logitdiff.methods.adl import drill_layers
-    from logitdiff.results.method_io import check_method_result, load_drill_lens
 
     corpus = str(write_jsonl(tmp_path / "c.jsonl", english_texts(40, seed=2)))
     pair = lora_pair(layers=4)
     reqs = [ResidualMeansRequest(4, 7, r) for r in drill_layers(0.5)]
     result = run_pass(pair, corpus, 42, reqs, progress=False)
-    store, cell = ResultsStore(tmp_path / "out"), _cell("adl", corpus)
+    store, cell = results_store(tmp_path / "out"), _cell("adl", corpus)
     own = result.results[ResidualMeansRequest(4, 7, 0.5)]
     lens = logit_lens(own, pair)
     save_adl(store, cell, own, lens, drill_lens([result.results[r] for r in reqs], pair))
@@ -163,11 +164,11 @@ def test_drill_lens_holds_every_position_at_the_drill_layers_and_is_checked_on_r
     assert [t.model_dump() for t in drill.layers[1].top] == [p.positive.model_dump() for p in lens.delta]
     assert drill.layers[0].top[3].token_ids != drill.layers[2].top[3].token_ids
 
-    doc = json.loads(store.drill_lens(cell).read_text())
+    doc = json.loads(drill_lens_path(store, cell).read_text())
     doc["layers"][2]["positions"] = doc["layers"][2]["positions"][:-1]
-    store.drill_lens(cell).write_text(json.dumps(doc))
+    drill_lens_path(store, cell).write_text(json.dumps(doc))
     with pytest.raises(ValueError, match="expected \\[0, 1, 2, 3, 4, 5, 6\\]"):
         check_method_result(store, cell)
-    store.drill_lens(cell).unlink()
+    drill_lens_path(store, cell).unlink()
     with pytest.raises(ValueError):
         check_method_result(store, cell)

@@ -177,7 +177,7 @@ def test_cli_adl_readout_both_doubles_adl_cells(tmp_path: Path) -> None:
     from logitdiff.config.loader import Registry
     from logitdiff.core.errors import UserError
     from logitdiff.experiments.grid import GridOptions, expand
-    from logitdiff.results.store import ResultsStore
+    from logitdiff.registry import method_result, results_store
 
     reg = Registry.load()
     exp = reg.experiment("mix-ratio")
@@ -185,23 +185,23 @@ def test_cli_adl_readout_both_doubles_adl_cells(tmp_path: Path) -> None:
     both = expand(reg, exp, GridOptions(seeds=[42], adl_readout="both"))
     assert [c.method_label for c in both[:3]] == ["logitdiff", "adl", "adl-patchscope"]
     assert len(both) == len(lens) + len(lens) // 2
-    store = ResultsStore(tmp_path)
+    store = results_store(tmp_path)
     assert store.method_dir(both[1]).name == "S1000_T30_L0.5"  # the lens keeps its old place
     assert store.method_dir(both[2]).name == "S1000_T30_L0.5_patchscope"
-    assert store.method_result(both[2]).name == "patchscope.json"
+    assert method_result(store, both[2]).name == "patchscope.json"
     assert both[2].pass_key == both[1].pass_key  # one engine pass serves both readouts
     with pytest.raises(UserError):
         expand(reg, exp, GridOptions(seeds=[42], adl_readout="steering"))
 
 
 def test_agent_overview_names_the_readout() -> None:
-    from logitdiff.agent.views import adl_view
+    from logitdiff.registry.adl import AdlLensSpec, AdlPatchscopeSpec
     from logitdiff.methods.adl import DrillLayer, DrillLens, LensTokens
 
     drill = DrillLens(samples=1, positions=2, layers=[DrillLayer(relative_layers=[0.5], layer=0, positions=[0, 1],
                                                                   top=[LensTokens(token_ids=[1], tokens=["a"], probs=[1.0])] * 2)])
-    lens = adl_view({1: [(" cake", 0.5)]}, samples=1, relative_layer=0.5, layer=0, readout="lens", drill=drill)
-    patched = adl_view({1: [(" cake", 0.5)]}, samples=1, relative_layer=0.5, layer=0, readout="patchscope", drill=drill)
+    lens = AdlLensSpec().agent_overview({1: [(" cake", 0.5)]}, samples=1, relative_layer=0.5, layer=0, drill=drill)
+    patched = AdlPatchscopeSpec().agent_overview({1: [(" cake", 0.5)]}, samples=1, relative_layer=0.5, layer=0, drill=drill)
     assert "logit lens" in lens.context and "Patchscope" not in lens.context and '"logit_lens"' in str(lens.overview)
     assert "Patchscope" in patched.context and "through the logit lens" not in patched.context
     assert '"patch_scope"' in str(patched.overview) and '" cake"' in str(patched.overview) and '"5.000e-01"' in str(patched.overview)

@@ -61,6 +61,14 @@ def load_scale_choices(store: ResultsStore, cell: Cell, judge_id: str) -> list[S
         raise ValueError(f"malformed scale choice file {path}: {exc}") from exc
 
 
+def save_adl(store: ResultsStore, cell: Cell, stats: AdlStats, readout: AdlLens | AdlPatchscope, drill: DrillLens) -> None:
+    """δ and the means (vectors.safetensors), the drill-down lens, then the readout's file, named by the
+    cell's readout (last: its presence means the cell is complete)."""
+    save_tensors(vectors_path(store, cell), stats.tensors())
+    save_doc(drill_lens_path(store, cell), cell, drill)
+    save_doc(store.method_dir(cell) / _READOUT_FILES[cell.readout], cell, readout)
+
+
 def load_drill_lens(store: ResultsStore, cell: Cell) -> DrillLens:
     return load_doc(drill_lens_path(store, cell), DrillLens, "ADL drill-down lens")
 
@@ -121,9 +129,7 @@ class AdlSpec(MethodSpec):
         every = [results[r] for r in self.requests(cell)]
         stats = results[ResidualMeansRequest(cell.samples, cell.positions, cell.adl_layer)]
         assert isinstance(stats, AdlStats) and all(isinstance(s, AdlStats) for s in every)
-        save_tensors(vectors_path(store, cell), stats.tensors())
-        save_doc(drill_lens_path(store, cell), cell, drill_lens(every, pair))  # type: ignore[arg-type]
-        save_doc(self.result_file(store, cell), cell, self.read_out(stats, pair))
+        save_adl(store, cell, stats, self.read_out(stats, pair), drill_lens(every, pair))  # type: ignore[arg-type]
 
     @abstractmethod
     def read_out(self, stats: AdlStats, pair: ModelPair) -> AdlLens | AdlPatchscope:
@@ -218,3 +224,4 @@ class AdlPatchscopeSpec(AdlSpec):
         return out
 
 
+_READOUT_FILES = {spec.readout: spec.readout_file for spec in (AdlLensSpec, AdlPatchscopeSpec)}
