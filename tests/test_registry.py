@@ -76,7 +76,7 @@ def test_every_spec_has_a_distinct_label_and_folder() -> None:
     cell = {"index": 0, "experiment": "e", "model": "m", "organism": "o", "variant": "v", "corpus": "c", "seed": 1, "samples": 10,
             "positions": 30, "top_k": 100, "adl_layer": 0.5, "swept": "top_k", "value": 100}
     folders = [s.folder(Cell(**cell, method=s.method, readout=s.readout)) for s in SPECS]
-    assert folders == ["logitdiff/S10_T30_K100", "adl/S10_T30_L0.5", "adl/S10_T30_L0.5_patchscope"]
+    assert folders == ["logitdiff/S10_T30_K100", "logitdiff/S10_T30_K100_nmf3", "adl/S10_T30_L0.5", "adl/S10_T30_L0.5_patchscope"]
     assert [spec_named(s.label) for s in SPECS] == list(SPECS)
     assert [Cell(**cell, method=s.method, readout=s.readout).method_label for s in SPECS] == [s.label for s in SPECS]
 

@@ -107,6 +107,10 @@ Dtype = Annotated[Optional[str], typer.Option("--dtype", help="auto, float32, bf
 DeviceMap = Annotated[Optional[str], typer.Option("--device-map", help="accelerate device map for models that do not fit one GPU: auto, balanced, balanced_low_0, sequential.")]
 BatchSize = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Texts per forward batch (default: chosen from free memory).")]
 DropBos = Annotated[bool, typer.Option("--drop-bos", help="Do not count the BOS position.")]
+Orderings = Annotated[Optional[str], typer.Option("--orderings", help="LogitDiff orderings to grade, comma-separated: top_k_occurring and fraction_positive_diff (always, from the same counters), nmf (adds NMF topics of the top-K matrix; memory 12·S·T·K bytes per cell).")]
+NmfTopics = Annotated[int, typer.Option("--nmf-topics", min=1, help="NMF topics per cell (with --orderings …,nmf).")]
+NmfMode = Annotated[str, typer.Option("--nmf-mode", help="NMF matrix entries: logit_diff_magnitude (the top-K d values) or binary_occurrence (1 per top-K member).")]
+NmfOrthogonality = Annotated[float, typer.Option("--nmf-orthogonality", min=0.0, help="Weight of a penalty on tokens shared between NMF topics (0: plain NMF).")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Recompute cells that are already stored.")]
 CacheDir = Annotated[Optional[Path], typer.Option("--cache-dir", parser=_folder, help="Cache of judge/agent/grader answers and frequent tokens; a rerun sends only unanswered requests (default: $LOGITDIFF_CACHE, else ~/.cache/logitdiff).")]
 _WORST = parse_llm_id(DEFAULT_JUDGE_LLM).worst_case_s()
@@ -139,6 +143,10 @@ class TargetFlags:
     corpus: Corpus = None
     adl_readout: AdlReadoutOpt = None  # None: the command's default (see the option's help)
     drop_bos: DropBos = GridOptions.drop_bos  # another result: part of each cell, like the values above
+    orderings: Orderings = None  # None: the counters' two orderings
+    nmf_topics: NmfTopics = GridOptions.nmf_topics
+    nmf_mode: NmfMode = GridOptions.nmf_mode
+    nmf_orthogonality: NmfOrthogonality = GridOptions.nmf_orthogonality
 
 
 @dataclass(frozen=True)
@@ -164,6 +172,10 @@ def grid_options(target: TargetFlags, sweep: SweepFlags = SweepFlags()) -> GridO
         corpus=target.corpus,
         adl_readout=target.adl_readout or GridOptions.adl_readout,
         drop_bos=target.drop_bos,
+        orderings=tuple(_str_list(target.orderings) or GridOptions.orderings),
+        nmf_topics=target.nmf_topics,
+        nmf_mode=target.nmf_mode,
+        nmf_orthogonality=target.nmf_orthogonality,
     )
 
 

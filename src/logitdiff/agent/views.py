@@ -65,6 +65,28 @@ def logitdiff_view(entries: list[tuple[str, float]], samples: int, budget: int =
     return AgentView(context=LOGITDIFF_CONTEXT.format(samples=samples, budget=budget), overview=overview, conduct=LOGITDIFF_CONDUCT)
 
 
+TOPICS_CONTEXT = """\
+The overview comes from LogitDiff TopK with NMF topics, run on {samples} texts of generic web data
+(the dataset is called ds1). At every token position of those texts the method takes the tokens the
+FINETUNED model's logits favour most over the BASE model's, and a non-negative matrix factorisation
+groups the tokens that are favoured at the same positions into {groups} topics. `token_groups` lists
+each topic's heaviest tokens; `weight` is the token's weight in its topic. At most {budget} tokens
+are shown in all."""
+
+
+def topics_view(groups: list[list[tuple[str, float]]], samples: int, budget: int = OVERVIEW_TOKENS) -> AgentView:
+    """LogitDiff with NMF: one token group per topic, the budget shared out so every topic shows its top."""
+    per_group = max(1, budget // max(1, len(groups)))
+    shown = [[{"token_str": tok, "weight": round(weight, 4)} for tok, weight in group[:per_group]] for group in groups]
+    overview = _payload({
+        "token_groups": shown,
+        "num_samples": samples,
+        "metadata": {"ordering": "nmf", "num_token_groups": len(shown), "num_tokens_shown": sum(len(g) for g in shown)},
+    })
+    context = TOPICS_CONTEXT.format(samples=samples, groups=len(groups), budget=per_group * len(groups))
+    return AgentView(context=context, overview=overview, conduct=LOGITDIFF_CONDUCT)
+
+
 ADL_CONTEXT = """\
 The overview comes from the Activation Difference Lens, run on {samples} texts of generic web data
 (the dataset is called ds1). At each of the first token positions, the difference between the

@@ -34,6 +34,9 @@ class Cell(BaseModel):
     value: str | int
     readout: str = DEFAULT_READOUT  # how the method's result is read out (ADL: lens or patchscope)
     drop_bos: bool = False  # the BOS position left out of the counts (--drop-bos): another result
+    # Options of the method's readout that change its result (e.g. NMF's topic count), as (name, value)
+    # pairs; only those that differ from the readout's defaults, so a default cell names none.
+    method_options: tuple[tuple[str, str | int | float], ...] = ()
 
     @property
     def pass_key(self) -> tuple[str, str, str, str, int]:

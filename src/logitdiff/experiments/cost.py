@@ -106,7 +106,7 @@ def _judge_requests(reg: Registry, settings: RunSettings, store: ResultsStore, c
     # torch loads with the method modules: only when there is something to grade.
     from logitdiff.experiments.candidates import candidate_lists, judge_samples
     spec = spec_of(cell)
-    n_lists = spec.list_count()
+    n_lists = spec.list_count(cell)
     scale_choices = 0
     if spec.chooses_scale:
         if settings.overwrite or not stored or not scale_choice_path(store, cell, judge_id).is_file():

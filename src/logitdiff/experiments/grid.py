@@ -19,7 +19,7 @@ from logitdiff.config.loader import Registry
 from logitdiff.config.schema import ExperimentConfig, SweptParameter
 from logitdiff.core.cell import Cell
 from logitdiff.core.errors import UserError
-from logitdiff.registry import READOUT_CHOICES, result_key, spec_of, specs_for
+from logitdiff.registry import ORDERING_CHOICES, READOUT_CHOICES, RunChoice, result_key, spec_of, specs_for
 
 ArrayUnit = Literal["cell", "pass"]
 
@@ -43,6 +43,10 @@ class GridOptions:
     top_k: int | None = None
     corpus: str | None = None
     adl_readout: str = "lens"  # lens, patchscope or both
+    orderings: tuple[str, ...] = RunChoice.orderings  # LogitDiff's orderings; naming nmf adds its topics
+    nmf_topics: int = RunChoice.nmf_topics
+    nmf_mode: str = RunChoice.nmf_mode
+    nmf_orthogonality: float = RunChoice.nmf_orthogonality
     drop_bos: bool = False  # leave the BOS position out of the counts
 
 
@@ -113,6 +117,9 @@ def expand(reg: Registry, exp: ExperimentConfig, opts: GridOptions) -> list[Cell
     organisms = organisms_of(reg, opts.organism or exp.defaults.organism, model, variants)
     if opts.adl_readout not in READOUT_CHOICES:
         raise UserError(f"--adl-readout must be one of {', '.join(READOUT_CHOICES)}, got {opts.adl_readout!r}")
+    unknown = [o for o in opts.orderings if o not in ORDERING_CHOICES]
+    if unknown:
+        raise UserError(f"--orderings: unknown ordering {unknown[0]!r}; known: {', '.join(ORDERING_CHOICES)}")
     cells: list[Cell] = []
     for organism in organisms:
         cells += _organism_cells(reg, exp, opts, model, organism, variants, values, seeds, first_index=len(cells))
@@ -126,7 +133,9 @@ def _organism_cells(
     for v in variants:
         reg.finetuned(organism, model, v)  # raises with the known variants
     corpus = opts.corpus or default_corpus(reg, exp, model, organism)
-    specs = [spec for method in exp.methods for spec in specs_for(method, READOUT_CHOICES[opts.adl_readout])]
+    choice = RunChoice(adl_readouts=READOUT_CHOICES[opts.adl_readout], orderings=tuple(opts.orderings), nmf_topics=opts.nmf_topics,
+                       nmf_mode=opts.nmf_mode, nmf_orthogonality=opts.nmf_orthogonality)
+    specs = [spec for method in exp.methods for spec in specs_for(method, choice)]
 
     cells: list[Cell] = []
     for seed in seeds:
@@ -156,6 +165,7 @@ def _organism_cells(
                         swept=exp.swept,
                         value=value,
                         readout=spec.readout,
+                        method_options=spec.cell_options(choice),
                         drop_bos=opts.drop_bos,
                     )
                 )

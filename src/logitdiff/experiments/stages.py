@@ -242,15 +242,21 @@ class Stages:
                 return [c for part in parts for c in self._compute(part, alone=alone)] + self._compute_apart(later)
             reason = str(exc)
         else:
+            unsaved: list[Cell] = []
             for c in cells:
                 finetune = (c.organism, c.variant)
                 save_pass_record(self.store, c, results[finetune].record)
-                spec_of(c).save(self.store, c, results[finetune].results, pairs[finetune])
-            for c in cells:
+                try:
+                    spec_of(c).save(self.store, c, results[finetune].results, pairs[finetune])
+                except UserError as exc:  # the method cannot use what the pass gathered (e.g. too few tokens for NMF)
+                    self.fail(c, "method", str(exc))
+                    unsaved.append(c)
+            done = [c for c in cells if c not in unsaved]
+            for c in done:
                 self.store.failure(c).unlink(missing_ok=True)
-            self.fresh.update(cells)
-            self.summary.computed += len(cells)
-            return self._compute_apart(later)
+            self.fresh.update(done)
+            self.summary.computed += len(done)
+            return unsaved + self._compute_apart(later)
         for c in cells:
             self.fail(c, "pass", reason)
         return cells + self._compute_apart(later)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from pydantic import BaseModel
-from transformers import PreTrainedTokenizerBase
 
-from logitdiff.engine.stats import LogitDiffCounters
+if TYPE_CHECKING:  # the registry reads ORDERINGS and OrderingEntry at `--check`, before torch may load
+    from transformers import PreTrainedTokenizerBase
+
+    from logitdiff.engine.stats import LogitDiffCounters
 
 MIN_ENTRIES = 100
 ORDERINGS = ("top_k_occurring", "fraction_positive_diff")

@@ -6,26 +6,29 @@ in SPECS below.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 from logitdiff.core.cell import Cell
 from logitdiff.core.errors import UserError
-from logitdiff.registry.adl import AdlLensSpec, AdlPatchscopeSpec
+from logitdiff.methods.logitdiff import ORDERINGS
+from logitdiff.registry.adl import AdlLensSpec, AdlPatchscopeSpec, AdlSpec
 from logitdiff.registry.logitdiff import LogitDiffSpec
-from logitdiff.registry.spec import MethodSpec, Tokens
+from logitdiff.registry.nmf import ORDERING as NMF_ORDERING
+from logitdiff.registry.nmf import NmfSpec
+from logitdiff.registry.spec import MethodSpec, RunChoice, Tokens
 from logitdiff.results.method_io import load_pass_record
 from logitdiff.results.store import ResultsStore
 
-SPECS: tuple[MethodSpec, ...] = (LogitDiffSpec(), AdlLensSpec(), AdlPatchscopeSpec())
+SPECS: tuple[MethodSpec, ...] = (LogitDiffSpec(), NmfSpec(), AdlLensSpec(), AdlPatchscopeSpec())
 _BY_LABEL = {s.label: s for s in SPECS}
 _BY_CELL = {(s.method, s.readout): s for s in SPECS}
 METHODS: tuple[str, ...] = tuple(dict.fromkeys(s.method for s in SPECS))
-# --adl-readout: one readout, or 'both' (every readout of a method that has several)
-READOUTS: tuple[str, ...] = tuple(dict.fromkeys(s.readout for s in SPECS if sum(o.method == s.method for o in SPECS) > 1))
-READOUT_CHOICES: dict[str, tuple[str, ...]] = {**{r: (r,) for r in READOUTS}, "both": READOUTS}
+# --adl-readout: one readout of ADL, or 'both'
+ADL_READOUTS: tuple[str, ...] = tuple(s.readout for s in SPECS if isinstance(s, AdlSpec))
+READOUT_CHOICES: dict[str, tuple[str, ...]] = {**{r: (r,) for r in ADL_READOUTS}, "both": ADL_READOUTS}
+ORDERING_CHOICES: tuple[str, ...] = (*ORDERINGS, NMF_ORDERING)  # --orderings
 
-__all__ = ["METHODS", "READOUT_CHOICES", "SPECS", "MethodSpec", "Tokens", "check_method_result", "method_result", "method_tokens", "readout_column", "result_key", "results_store",
+__all__ = ["METHODS", "ORDERING_CHOICES", "READOUT_CHOICES", "SPECS", "RunChoice", "MethodSpec", "Tokens", "check_method_result", "method_result", "method_tokens", "readout_column", "result_key", "results_store",
            "spec_named", "spec_of", "specs_for"]
 
 
@@ -38,12 +41,12 @@ def spec_named(label: str) -> MethodSpec:
     return _BY_LABEL[label]
 
 
-def specs_for(method: str, readouts: Sequence[str]) -> list[MethodSpec]:
-    """The cells' specs of `method`: those of the chosen readouts where it has several, else its one."""
+def specs_for(method: str, choice: RunChoice) -> list[MethodSpec]:
+    """The specs of `method` (with their readouts) that a run with these options computes."""
     mine = [s for s in SPECS if s.method == method]
     if not mine:
         raise UserError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
-    return [s for s in mine if s.readout in readouts] if len(mine) > 1 else mine
+    return [s for s in mine if s.selected(choice)]
 
 
 def result_key(cell: Cell) -> tuple[object, ...]:
@@ -77,4 +80,4 @@ def method_tokens(store: ResultsStore, cell: Cell, judge_id: str) -> Tokens:
 
 def readout_column(cell: Cell) -> str | None:
     """What records name as the cell's readout: the readout of a method that has several, else None."""
-    return cell.readout if sum(s.method == cell.method for s in SPECS) > 1 else None
+    return cell.readout if spec_of(cell).readout_in_records else None

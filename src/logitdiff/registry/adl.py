@@ -12,27 +12,34 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from logitdiff.core.atomic import read_json, save_tensors, write_json
 from logitdiff.core.cell import Cell
 from logitdiff.core.names import slug
 from logitdiff.engine.limits import check_adl_positions
-from logitdiff.engine.stats import ADL_VECTORS, AdlStats
-from logitdiff.judge.scale_choice import ScaleChoice
-from logitdiff.methods.adl import AdlLens, DrillLens, drill_layers
-from logitdiff.methods.patchscope import AdlPatchscope
-from logitdiff.registry.spec import GRADED_TOKENS, MethodSpec, Tokens
+from logitdiff.registry.spec import GRADED_TOKENS, MethodSpec, RunChoice, Tokens
 from logitdiff.results.list_ids import ADL_LISTS, adl_list_id, list_position
 from logitdiff.results.method_io import as_stored, load_doc, save_doc, tensor_shapes
 from logitdiff.results.store import ResultsStore
 
+# The ADL modules need torch; they are imported where they are used, so the registry itself loads
+# without it (`--check` asks every cell's spec before torch may load).
 if TYPE_CHECKING:
     from logitdiff.agent.views import AgentView
     from logitdiff.engine.models import ModelPair
     from logitdiff.engine.requests import Request
+    from logitdiff.engine.stats import AdlStats
+    from logitdiff.judge.scale_choice import ScaleChoice
+    from logitdiff.methods.adl import AdlLens, DrillLens
+    from logitdiff.methods.patchscope import AdlPatchscope
 
-_CHOICES = TypeAdapter(list[ScaleChoice])
+
+
+def _choices() -> TypeAdapter[list[ScaleChoice]]:
+    from logitdiff.judge.scale_choice import ScaleChoice
+
+    return TypeAdapter(list[ScaleChoice])
 
 
 def vectors_path(store: ResultsStore, cell: Cell) -> Path:
@@ -50,13 +57,13 @@ def scale_choice_path(store: ResultsStore, cell: Cell, judge_id: str) -> Path:
 
 
 def save_scale_choices(store: ResultsStore, cell: Cell, judge_id: str, choices: list[ScaleChoice]) -> None:
-    write_json(scale_choice_path(store, cell, judge_id), _CHOICES.dump_python(choices, mode="json"))
+    write_json(scale_choice_path(store, cell, judge_id), _choices().dump_python(choices, mode="json"))
 
 
 def load_scale_choices(store: ResultsStore, cell: Cell, judge_id: str) -> list[ScaleChoice]:
     path = scale_choice_path(store, cell, judge_id)
     try:
-        return _CHOICES.validate_python(read_json(path))
+        return _choices().validate_python(read_json(path))
     except ValidationError as exc:
         raise ValueError(f"malformed scale choice file {path}: {exc}") from exc
 
@@ -70,11 +77,15 @@ def save_adl(store: ResultsStore, cell: Cell, stats: AdlStats, readout: AdlLens 
 
 
 def load_drill_lens(store: ResultsStore, cell: Cell) -> DrillLens:
+    from logitdiff.methods.adl import DrillLens
+
     return load_doc(drill_lens_path(store, cell), DrillLens, "ADL drill-down lens")
 
 
 def _check_drill_lens(store: ResultsStore, cell: Cell, layer: int, first_position: int) -> None:
     """The drill-down file is the cell's: its S and T, every position, the cell's own block, only drill layers."""
+    from logitdiff.methods.adl import drill_layers
+
     path = drill_lens_path(store, cell)
     drill = load_drill_lens(store, cell)
     if (drill.samples, drill.positions) != (cell.samples, cell.positions):
@@ -94,12 +105,15 @@ class AdlSpec(MethodSpec):
 
     method = "adl"
     every_list_a_point = True
+    readout_in_records = True
     readout_file: ClassVar[str]
-    document: ClassVar[type[AdlLens] | type[AdlPatchscope]]
     # How the agent is told the readout decodes δ, what its scores are, and its key in the overview.
     decoding: ClassVar[str]
     scores: ClassVar[str]
     payload_key: ClassVar[str]
+
+    def selected(self, choice: RunChoice) -> bool:
+        return self.readout in choice.adl_readouts
 
     def folder(self, cell: Cell) -> str:
         readout = "" if self.readout == AdlLensSpec.readout else f"_{self.readout}"
@@ -117,6 +131,7 @@ class AdlSpec(MethodSpec):
     def requests(self, cell: Cell) -> list[Request]:
         """The cell's own layer and the drill-down layers (one shared sum per block)."""
         from logitdiff.engine.requests import ResidualMeansRequest
+        from logitdiff.methods.adl import drill_layers
 
         return [ResidualMeansRequest(cell.samples, cell.positions, r) for r in drill_layers(cell.adl_layer)]
 
@@ -124,6 +139,7 @@ class AdlSpec(MethodSpec):
         """δ and the means (vectors.safetensors), the drill-down lens, then the readout (last: its
         presence means the cell is complete)."""
         from logitdiff.engine.requests import ResidualMeansRequest
+        from logitdiff.engine.stats import AdlStats
         from logitdiff.methods.adl import drill_lens
 
         every = [results[r] for r in self.requests(cell)]
@@ -135,10 +151,17 @@ class AdlSpec(MethodSpec):
     def read_out(self, stats: AdlStats, pair: ModelPair) -> AdlLens | AdlPatchscope:
         """The readout's document of the cell's own layer."""
 
+    @abstractmethod
+    def document(self) -> type[AdlLens] | type[AdlPatchscope]:
+        """The readout's stored document type."""
+
     def load(self, store: ResultsStore, cell: Cell) -> AdlLens | AdlPatchscope:
-        return load_doc(self.result_file(store, cell), self.document, f"ADL {self.readout}")
+        doc: BaseModel = load_doc(self.result_file(store, cell), self.document(), f"ADL {self.readout}")
+        return doc  # type: ignore[return-value]
 
     def check_stored(self, store: ResultsStore, cell: Cell, first_position: int) -> None:
+        from logitdiff.engine.stats import ADL_VECTORS
+
         doc = self.load(store, cell)
         if (doc.samples, doc.positions, doc.relative_layer) != (cell.samples, cell.positions, cell.adl_layer):
             raise ValueError(f"ADL file {self.result_file(store, cell)} is for another cell (S={doc.samples}, T={doc.positions}, r={doc.relative_layer})")
@@ -147,7 +170,7 @@ class AdlSpec(MethodSpec):
             raise ValueError(f"ADL vectors {vectors_path(store, cell)} hold {shape[0]} positions, expected {cell.positions}")
         _check_drill_lens(store, cell, doc.layer, first_position)
 
-    def list_count(self) -> int:
+    def list_count(self, cell: Cell) -> int:
         return ADL_LISTS
 
     def agent_view(self, store: ResultsStore, cell: Cell, judge_id: str) -> AgentView:
@@ -173,10 +196,14 @@ class AdlLensSpec(AdlSpec):
     label = "adl"
     display = "ADL logit lens"
     readout_file = "lens.json"
-    document = AdlLens
     decoding = "through the logit lens (the finetuned model's final norm and unembedding)"
     scores = "probabilities"
     payload_key = "logit_lens"
+
+    def document(self) -> type[AdlLens]:
+        from logitdiff.methods.adl import AdlLens
+
+        return AdlLens
 
     def read_out(self, stats: AdlStats, pair: ModelPair) -> AdlLens:
         from logitdiff.methods.adl import logit_lens
@@ -185,6 +212,8 @@ class AdlLensSpec(AdlSpec):
 
     def tokens(self, store: ResultsStore, cell: Cell, judge_id: str) -> Tokens:
         """Per position, the top 20 tokens δ promotes (weights: lens probabilities)."""
+        from logitdiff.methods.adl import AdlLens
+
         lens = self.load(store, cell)
         assert isinstance(lens, AdlLens)
         return {
@@ -201,11 +230,15 @@ class AdlPatchscopeSpec(AdlSpec):
     display = "ADL patchscope"
     chooses_scale = True
     readout_file = "patchscope.json"
-    document = AdlPatchscope
     decoding = ("by patching it, rescaled, into identity prompts (\"man -> man ... ?\") and reading the next-token "
                 "prediction (Patchscope), at the scale a judge found most coherent")
     scores = "patched probabilities"
     payload_key = "patch_scope"
+
+    def document(self) -> type[AdlPatchscope]:
+        from logitdiff.methods.patchscope import AdlPatchscope
+
+        return AdlPatchscope
 
     def read_out(self, stats: AdlStats, pair: ModelPair) -> AdlPatchscope:
         from logitdiff.methods.patchscope import patchscope
@@ -215,6 +248,8 @@ class AdlPatchscopeSpec(AdlSpec):
     def tokens(self, store: ResultsStore, cell: Cell, judge_id: str) -> Tokens:
         """Per position, the top 20 tokens at the scale `judge_id` chose (weights: patched probabilities)."""
         best = {c.position: c.best_scale for c in load_scale_choices(store, cell, judge_id)}
+        from logitdiff.methods.patchscope import AdlPatchscope
+
         doc = self.load(store, cell)
         assert isinstance(doc, AdlPatchscope)
         out = {}

@@ -15,9 +15,8 @@ from pydantic import BaseModel
 from logitdiff.core.atomic import save_tensors
 from logitdiff.core.cell import Cell
 from logitdiff.engine.limits import check_top_k
-from logitdiff.engine.stats import COUNTERS, LogitDiffCounters
 from logitdiff.methods.logitdiff import ORDERINGS, OrderingEntry, orderings
-from logitdiff.registry.spec import GRADED_TOKENS, MethodSpec, Tokens
+from logitdiff.registry.spec import GRADED_TOKENS, MethodSpec, RunChoice, Tokens
 from logitdiff.results.list_ids import MAIN_ORDERING
 from logitdiff.results.method_io import as_stored, load_doc, save_doc, tensor_shapes
 from logitdiff.results.store import ResultsStore
@@ -26,6 +25,7 @@ if TYPE_CHECKING:
     from logitdiff.agent.views import AgentView
     from logitdiff.engine.models import ModelPair
     from logitdiff.engine.requests import Request
+    from logitdiff.engine.stats import LogitDiffCounters
 
 
 
@@ -78,6 +78,10 @@ class LogitDiffSpec(MethodSpec):
     label = "logitdiff"
     display = "LogitDiff TopK"
     every_list_a_point = False
+    readout_in_records = False
+
+    def selected(self, choice: RunChoice) -> bool:
+        return True  # its two orderings come from the same counters: always both
 
     def folder(self, cell: Cell) -> str:
         return f"logitdiff/S{cell.samples}_T{cell.positions}_K{cell.top_k}{'_nobos' if cell.drop_bos else ''}"
@@ -98,18 +102,22 @@ class LogitDiffSpec(MethodSpec):
         return [TopKCountsRequest(cell.samples, cell.positions, cell.top_k)]
 
     def save(self, store: ResultsStore, cell: Cell, results: Mapping[Request, object], pair: ModelPair) -> None:
+        from logitdiff.engine.stats import LogitDiffCounters
+
         counters = results[self.requests(cell)[0]]
         assert isinstance(counters, LogitDiffCounters)
         save_logitdiff(store, cell, counters, orderings(counters, pair.tokenizer, cell.top_k))
 
     def check_stored(self, store: ResultsStore, cell: Cell, first_position: int) -> None:
+        from logitdiff.engine.stats import COUNTERS
+
         doc = _load_orderings_file(store, cell)
         made = (doc.samples, doc.positions_per_text, doc.top_k)
         if made != (cell.samples, cell.positions, cell.top_k):
             raise ValueError(f"orderings file {orderings_path(store, cell)} is for (S, T, K) = {made}, not {(cell.samples, cell.positions, cell.top_k)}")
         tensor_shapes(counters_path(store, cell), as_stored(COUNTERS))
 
-    def list_count(self) -> int:
+    def list_count(self, cell: Cell) -> int:
         return len(ORDERINGS)
 
     def tokens(self, store: ResultsStore, cell: Cell, judge_id: str) -> Tokens:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from logitdiff.core.cell import Cell
+from logitdiff.methods.logitdiff import ORDERINGS
 from logitdiff.results.store import ResultsStore
 
 if TYPE_CHECKING:
@@ -25,6 +27,17 @@ Tokens = dict[str, list[tuple[str, float]]]  # list id -> [(decoded token, weigh
 GRADED_TOKENS = 20  # the length of every graded list (the reference's experiments grade 20)
 
 
+@dataclass(frozen=True)
+class RunChoice:
+    """What the run's options choose among the methods' readouts and their options."""
+
+    adl_readouts: tuple[str, ...] = ("lens",)  # --adl-readout
+    orderings: tuple[str, ...] = ORDERINGS  # --orderings
+    nmf_topics: int = 3
+    nmf_mode: str = "logit_diff_magnitude"
+    nmf_orthogonality: float = 0.0
+
+
 class MethodSpec(ABC):
     method: ClassVar[str]  # Cell.method
     readout: ClassVar[str]  # Cell.readout (core.cell.DEFAULT_READOUT for a method read out one way)
@@ -33,6 +46,15 @@ class MethodSpec(ABC):
     # True: every graded list is a point of the relevance plots (ADL: each position); False: only the main ordering.
     every_list_a_point: ClassVar[bool]
     chooses_scale: ClassVar[bool] = False  # the judge picks the readout's scale per list before grading
+    readout_in_records: ClassVar[bool]  # records name the readout (ADL's lens/patchscope, NMF) or leave it empty
+
+    @abstractmethod
+    def selected(self, choice: RunChoice) -> bool:
+        """Whether a run with these options computes this method (and readout) where its experiment lists the method."""
+
+    def cell_options(self, choice: RunChoice) -> tuple[tuple[str, str | int | float], ...]:
+        """The options of this readout a cell carries (they change its result, so its folder names them)."""
+        return ()
 
     @abstractmethod
     def folder(self, cell: Cell) -> str:
@@ -63,7 +85,7 @@ class MethodSpec(ABC):
         """Raise ValueError unless every stored file of the cell loads and has the cell's shape."""
 
     @abstractmethod
-    def list_count(self) -> int:
+    def list_count(self, cell: Cell) -> int:
         """How many token lists one cell offers for grading."""
 
     @abstractmethod

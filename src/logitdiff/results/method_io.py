@@ -8,15 +8,17 @@ Loads raise ValueError on a truncated or malformed file so the runner can redo t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import torch
 from pydantic import BaseModel, ValidationError
 
 from logitdiff.core.atomic import read_json, write_json
 from logitdiff.core.cell import Cell
 from logitdiff.engine.record import PassRecord
 from logitdiff.results.store import ResultsStore
+
+if TYPE_CHECKING:
+    import torch
 
 _Doc = TypeVar("_Doc", bound=BaseModel)
 
@@ -49,12 +51,12 @@ def load_pass_record(store: ResultsStore, cell: Cell) -> PassRecord:
     return record
 
 
-_SAFETENSORS_DTYPE = {torch.int64: "I64", torch.float64: "F64", torch.float32: "F32"}
-
-
 def as_stored(declared: dict[str, tuple[torch.dtype, int]]) -> dict[str, tuple[str, int]]:
     """The engine's declaration of a result's tensors as safetensors names its dtypes."""
-    return {name: (_SAFETENSORS_DTYPE[dtype], rank) for name, (dtype, rank) in declared.items()}
+    import torch
+
+    names = {torch.int64: "I64", torch.float64: "F64", torch.float32: "F32"}
+    return {name: (names[dtype], rank) for name, (dtype, rank) in declared.items()}
 
 
 def tensor_shapes(path: Path, expected: dict[str, tuple[str, int]]) -> dict[str, list[int]]:

@@ -10,6 +10,8 @@ Layout under the results root (every parameter that changes a result is in its p
           relevance/<judge>.json                 graded lists + raw judge responses
           agent/<agent>_b<budget>__<grader>/run<r>.json   agent transcript + grades
           FAILED.json                            why the cell failed (removed on success)
+      logitdiff/S<S>_T<T>_K<K>[_nobos]_nmf<topics>[_binary][_orth<w>]/
+          nmf.json, pass_record.json, relevance/…, agent/…   NMF topics of the top-K matrix (--orderings …,nmf)
       adl/S<S>_T<T>_L<layer>[_nobos]/
           lens.json, vectors.safetensors, relevance/…, agent/…, FAILED.json
           drill_lens.json                        δ's lens at every position and a few layers (agent drill-down)
