@@ -263,7 +263,7 @@ def test_results_follow_umask_and_failure_lines_keep_their_prefix(tiny: TinySetu
     grid = ["--seeds", "42", "--values", "4,150", "--samples", "3", "--top-k", "3"]
     res = cli(tiny, *experiment_args(tmp_path, judge_server, "token-positions", grid), umask=0o027)
     assert res.returncode == 1, res.stderr[-3000:]
-    assert "#1 seed=42 positions=150 [pass]:" in res.stderr
+    assert "#1 seed=42 positions=150 logitdiff [pass]:" in res.stderr
     files = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix in (".json", ".safetensors", ".png")]
     assert {p.name for p in files} >= {"orderings.json", "pass_record.json", "FAILED.json", "token_relevance_results.json", "missing.json"}
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in files}
