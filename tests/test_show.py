@@ -182,4 +182,4 @@ def test_report_and_show_errors_are_one_line(run: Run) -> None:
     assert logitdiff(run.setup, "report", "study", "--format", "csv", expect=2).strip() == "error: --format must be md or json, got 'csv'"
     out = logitdiff(run.setup, "show", "mix-ratio", *run.grid, "--value", "mix1-9p0", expect=2)
     assert out.strip().startswith("error: no cell of mix-ratio matches --value mix1-9p0; values: default, mix1-0p5; seeds: 42, 1042")
-    assert logitdiff(run.setup, "show", "mix-ratio", *run.grid, "--method", "lens", expect=2).strip() == "error: --method must be logitdiff or adl, got 'lens'"
+    assert logitdiff(run.setup, "show", "mix-ratio", *run.grid, "--method", "lens", expect=2).strip() == "error: --method must be one of logitdiff, adl, got 'lens'"

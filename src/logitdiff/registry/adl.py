@@ -106,6 +106,7 @@ class AdlSpec(MethodSpec):
     method = "adl"
     every_list_a_point = True
     readout_in_records = True
+    points = "ADL one per seed × position 0–4"
     readout_file: ClassVar[str]
     # How the agent is told the readout decodes δ, what its scores are, and its key in the overview.
     decoding: ClassVar[str]

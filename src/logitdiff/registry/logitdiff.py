@@ -79,6 +79,7 @@ class LogitDiffSpec(MethodSpec):
     display = "LogitDiff TopK"
     every_list_a_point = False
     readout_in_records = False
+    points = "LogitDiff one per seed"
 
     def selected(self, choice: RunChoice) -> bool:
         return True  # its two orderings come from the same counters: always both

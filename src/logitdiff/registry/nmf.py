@@ -134,6 +134,7 @@ class NmfSpec(MethodSpec):
     display = "LogitDiff NMF topics"
     every_list_a_point = True  # each topic is a point of the relevance plots
     readout_in_records = True
+    points = "NMF topics one per seed × topic"
 
     def selected(self, choice: RunChoice) -> bool:
         return ORDERING in choice.orderings

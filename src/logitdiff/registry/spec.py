@@ -47,6 +47,7 @@ class MethodSpec(ABC):
     every_list_a_point: ClassVar[bool]
     chooses_scale: ClassVar[bool] = False  # the judge picks the readout's scale per list before grading
     readout_in_records: ClassVar[bool]  # records name the readout (ADL's lens/patchscope, NMF) or leave it empty
+    points: ClassVar[str]  # what one point of its relevance line is, as plot notes and tables say it
 
     @abstractmethod
     def selected(self, choice: RunChoice) -> bool:

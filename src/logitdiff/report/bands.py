@@ -10,6 +10,7 @@ Stored percentages are already in % (0–100): no view scales them.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import pandas as pd
 
@@ -19,10 +20,14 @@ from logitdiff.results.list_ids import MAIN_ORDERING
 
 SD_DDOF = 0
 
-RELEVANCE_BAND_NOTE = (
-    "line: mean; band: ±1 population SD (ddof=0) over the points: "
-    "LogitDiff one per seed, ADL one per seed × position 0–4"
-)
+
+
+def relevance_band_note(labels: Iterable[str]) -> str:
+    """How the relevance lines of these methods (method_series' values) are averaged, for a plot's footnote."""
+    points = ", ".join(dict.fromkeys(spec_named(label).points for label in labels))
+    return f"line: mean; band: ±1 population SD (ddof=0) over the points: {points}"
+
+
 AGENT_BAND_NOTE = "line: mean; band: ±1 population SD (ddof=0) over seeds × agent runs × grader runs"
 CONTROL_NOTE = "dotted: negative control, the same lists graded against another organism's description"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from logitdiff.report.axis import x_axis
-from logitdiff.report.bands import AGENT_BAND_NOTE, RELEVANCE_BAND_NOTE, band_stats, relevance_stats
+from logitdiff.report.bands import AGENT_BAND_NOTE, band_stats, relevance_band_note, relevance_stats
 from logitdiff.report.plots import draw_agent, draw_relevance, plt, save_figure, setup_axes
 
 FIGURE_NAME = "mix_ratio_figure.png"
@@ -40,5 +40,5 @@ def plot_mix_ratio_figure(relevance: pd.DataFrame, agent: pd.DataFrame, values: 
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
-    save_figure(fig, f"relevance {RELEVANCE_BAND_NOTE}\nagent {AGENT_BAND_NOTE}\n{credits}", path)
+    save_figure(fig, f"relevance {relevance_band_note(rel['method'])}\nagent {AGENT_BAND_NOTE}\n{credits}", path)
     return FigureNumbers(rel, scores)

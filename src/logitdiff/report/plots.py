@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from logitdiff.report.axis import XAxis, x_axis  # noqa: E402
-from logitdiff.report.bands import AGENT_BAND_NOTE, BLACKBOX, CONTROL_NOTE, METHOD_LABELS, RELEVANCE_BAND_NOTE, band_stats, control_organisms, control_stats, relevance_stats  # noqa: E402
+from logitdiff.report.bands import AGENT_BAND_NOTE, BLACKBOX, CONTROL_NOTE, METHOD_LABELS, band_stats, control_organisms, control_stats, relevance_band_note, relevance_stats  # noqa: E402
 
 
 def setup_axes(ax: plt.Axes, axis: XAxis) -> None:
@@ -87,10 +87,10 @@ def plot_relevance(df: pd.DataFrame, column: str, values: list[object], paramete
     axis = x_axis(parameter, values)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     draw_relevance(ax, stats, axis)
-    note = RELEVANCE_BAND_NOTE
+    note = relevance_band_note(stats["method"])
     if column == "percentage" and control_organisms(df):
         draw_control(ax, control_stats(df), axis, ", ".join(control_organisms(df)))
-        note = f"{RELEVANCE_BAND_NOTE}\n{CONTROL_NOTE}"
+        note = f"{note}\n{CONTROL_NOTE}"
     ylabel = "relevant tokens, weighted (%)" if column == "weighted_percentage" else "relevant tokens (%)"
     _finish(fig, ax, axis, (0, 100), ylabel, title, note, path)
     return stats

@@ -14,7 +14,22 @@ import pandas as pd
 
 from logitdiff.core.atomic import read_json
 from logitdiff.core.errors import UserError
-from logitdiff.report.bands import METHOD_LABELS, agent_summary, band_stats, control_organisms, control_stats, control_token_counts, mean_sd, relevance_stats, relevance_summary
+from logitdiff.registry import spec_named
+from logitdiff.results.list_ids import MAIN_ORDERING
+from logitdiff.report.bands import (
+    METHOD_LABELS,
+    agent_summary,
+    band_stats,
+    control_organisms,
+    control_stats,
+    control_token_counts,
+    mean_sd,
+    method_series,
+    plotted_lists,
+    relevance_points,
+    relevance_stats,
+    relevance_summary,
+)
 
 RELEVANCE_FILE = "token_relevance_results.json"
 AGENT_FILE = "agent_results.json"
@@ -91,6 +106,22 @@ def adl_lists(rel: pd.DataFrame, positions: range = range(1, 5)) -> list[str]:
     return out
 
 
+def topic_lists(rel: pd.DataFrame) -> list[str]:
+    """The graded lists of orderings that are points of their own (NMF topics) of the first seed at each value."""
+    topics = rel[plotted_lists(rel) & rel["position"].isna() & (rel["ordering"] != MAIN_ORDERING) & rel["failed"].isna()]
+    if topics.empty:
+        return []
+    first = topics["seed"].min()
+    out = []
+    for value, part in topics[topics["seed"] == first].groupby("value", sort=False):
+        out += [f"{value}, {METHOD_LABELS[str(method_series(part).iloc[0])]}, seed {first}:", ""]
+        for _, row in part.iterrows():
+            toks = ", ".join(f"`{_printable(t['token'])}`{' R' if t['label'] == 'RELEVANT' else ''}" for t in row["tokens"])
+            out.append(f"- {row['ordering']} ({row['percentage']:.1f} %): {toks}")
+        out.append("")
+    return out
+
+
 def markdown(found: ResultFolder, *, lists: bool = False) -> str:
     rel = _frame(found.folder / RELEVANCE_FILE)
     agent = _frame(found.folder / AGENT_FILE)
@@ -100,7 +131,8 @@ def markdown(found: ResultFolder, *, lists: bool = False) -> str:
     values = list(dict.fromkeys(rel["value"]))
     judges = ", ".join(dict.fromkeys(rel["judge"]))
     seeds = ", ".join(str(s) for s in sorted(set(rel["seed"])))
-    lines += [f"Token relevance, % (mean ± population SD; LogitDiff: one point per seed, ADL: seed × position 0–4). "
+    points = "; ".join(dict.fromkeys(spec_named(str(m)).points for m in relevance_points(rel, "percentage")["method"]))
+    lines += [f"Token relevance, % (mean ± population SD over the points: {points}). "
               f"Judge {judges}; seeds {seeds}; S, T, K as the experiment fixes them.", ""]
     lines += _table(relevance_stats(rel, "percentage"), str(rel["parameter"].iloc[0]), values, 1, " %")
     lines.append("")
@@ -118,7 +150,7 @@ def markdown(found: ResultFolder, *, lists: bool = False) -> str:
         lines += _table(band_stats(agent, ["method", "value"], "score"), str(rel["parameter"].iloc[0]), values, 2, "")
         lines.append("")
     if lists:
-        lines += adl_lists(rel)
+        lines += adl_lists(rel) + topic_lists(rel)
     return "\n".join(lines)
 
 
