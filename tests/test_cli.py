@@ -156,6 +156,7 @@ def test_grid_list_options_are_the_options_that_change_the_grid() -> None:
     res = run("grid", "--list-options")
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["--model", "--organism", "--organism-variant", "--seeds", "--corpus", "--adl-readout", "--drop-bos",
+                                  "--orderings", "--nmf-topics", "--nmf-mode", "--nmf-orthogonality",
                                   "--values", "--samples", "--positions", "--top-k", "--array-unit"]
 
 
