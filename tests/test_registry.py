@@ -7,11 +7,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from logitdiff.registry import SPECS, spec_named
+from logitdiff.registry import REGISTERED, spec_named
 from testkit.tiny_experiment import TinySetup
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-NAMES = frozenset({s.method for s in SPECS} | {s.readout for s in SPECS} | {s.label for s in SPECS})
+NAMES = frozenset({s.method for s in REGISTERED} | {s.readout for s in REGISTERED} | {s.label for s in REGISTERED})
 
 
 def _names_a_method(node: ast.AST, names: frozenset[str]) -> bool:
@@ -75,10 +75,10 @@ def test_every_spec_has_a_distinct_label_and_folder() -> None:
 
     cell = {"index": 0, "experiment": "e", "model": "m", "organism": "o", "variant": "v", "corpus": "c", "seed": 1, "samples": 10,
             "positions": 30, "top_k": 100, "adl_layer": 0.5, "swept": "top_k", "value": 100}
-    folders = [s.folder(Cell(**cell, method=s.method, readout=s.readout)) for s in SPECS]
+    folders = [s.folder(Cell(**cell, method=s.method, readout=s.readout)) for s in REGISTERED]
     assert folders == ["logitdiff/S10_T30_K100", "logitdiff/S10_T30_K100_nmf3", "adl/S10_T30_L0.5", "adl/S10_T30_L0.5_patchscope"]
-    assert [spec_named(s.label) for s in SPECS] == list(SPECS)
-    assert [Cell(**cell, method=s.method, readout=s.readout).method_label for s in SPECS] == [s.label for s in SPECS]
+    assert [spec_named(s.label) for s in REGISTERED] == list(REGISTERED)
+    assert [Cell(**cell, method=s.method, readout=s.readout).method_label for s in REGISTERED] == [s.label for s in REGISTERED]
 
 
 STORED = Path(__file__).parent / "data" / "results_before_registry"

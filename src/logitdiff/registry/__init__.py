@@ -1,7 +1,7 @@
 """The method registry: one `MethodSpec` per method and readout; every layer above dispatches through it.
 
 To add a method: a module with its spec (registry/spec.py says what a spec provides) and one entry
-in SPECS below.
+in REGISTERED below.
 """
 
 from __future__ import annotations
@@ -19,16 +19,16 @@ from logitdiff.registry.spec import MethodSpec, RunChoice, Tokens
 from logitdiff.results.method_io import load_pass_record
 from logitdiff.results.store import ResultsStore
 
-SPECS: tuple[MethodSpec, ...] = (LogitDiffSpec(), NmfSpec(), AdlLensSpec(), AdlPatchscopeSpec())
-_BY_LABEL = {s.label: s for s in SPECS}
-_BY_CELL = {(s.method, s.readout): s for s in SPECS}
-METHODS: tuple[str, ...] = tuple(dict.fromkeys(s.method for s in SPECS))
+REGISTERED: tuple[MethodSpec, ...] = (LogitDiffSpec(), NmfSpec(), AdlLensSpec(), AdlPatchscopeSpec())
+_BY_LABEL = {s.label: s for s in REGISTERED}
+_BY_CELL = {(s.method, s.readout): s for s in REGISTERED}
+METHODS: tuple[str, ...] = tuple(dict.fromkeys(s.method for s in REGISTERED))
 # --adl-readout: one readout of ADL, or 'both'
-ADL_READOUTS: tuple[str, ...] = tuple(s.readout for s in SPECS if isinstance(s, AdlSpec))
+ADL_READOUTS: tuple[str, ...] = tuple(s.readout for s in REGISTERED if isinstance(s, AdlSpec))
 READOUT_CHOICES: dict[str, tuple[str, ...]] = {**{r: (r,) for r in ADL_READOUTS}, "both": ADL_READOUTS}
 ORDERING_CHOICES: tuple[str, ...] = (*ORDERINGS, NMF_ORDERING)  # --orderings
 
-__all__ = ["METHODS", "ORDERING_CHOICES", "READOUT_CHOICES", "SPECS", "RunChoice", "MethodSpec", "Tokens", "check_method_result", "method_result", "method_tokens", "readout_column", "result_key", "results_store",
+__all__ = ["METHODS", "ORDERING_CHOICES", "READOUT_CHOICES", "REGISTERED", "RunChoice", "MethodSpec", "Tokens", "check_method_result", "method_result", "method_tokens", "readout_column", "result_key", "results_store",
            "spec_named", "spec_of", "specs_for"]
 
 
@@ -43,7 +43,7 @@ def spec_named(label: str) -> MethodSpec:
 
 def specs_for(method: str, choice: RunChoice) -> list[MethodSpec]:
     """The specs of `method` (with their readouts) that a run with these options computes."""
-    mine = [s for s in SPECS if s.method == method]
+    mine = [s for s in REGISTERED if s.method == method]
     if not mine:
         raise UserError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
     return [s for s in mine if s.selected(choice)]

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import pandas as pd
 
 from logitdiff.core.cell import DEFAULT_READOUT
-from logitdiff.registry import SPECS, spec_named
+from logitdiff.registry import REGISTERED, spec_named
 from logitdiff.results.list_ids import MAIN_ORDERING
 
 SD_DDOF = 0
@@ -33,7 +33,7 @@ CONTROL_NOTE = "dotted: negative control, the same lists graded against another 
 
 BLACKBOX = "blackbox"  # the agent rows of the baseline that sees no method output
 # How every view names a plotted method (the keys are method_series' values): each method's display name.
-METHOD_LABELS = {**{spec.label: spec.display for spec in SPECS}, BLACKBOX: "Blackbox agent"}
+METHOD_LABELS = {**{spec.label: spec.display for spec in REGISTERED}, BLACKBOX: "Blackbox agent"}
 CONTROL_COLUMN = "control_percentage"  # the same list graded against another organism's description
 RELEVANCE_COLUMNS = ("percentage", "weighted_percentage", "trivial_percentage", CONTROL_COLUMN)
 
