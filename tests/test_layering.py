@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from testkit.source_tree import write_package
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 # Bottom to top; a part may import only parts listed before it (and itself).
@@ -89,16 +91,8 @@ def test_logitdiff_imports_only_downward_and_without_circles() -> None:
     assert import_problems(SRC, "logitdiff", LAYERS) == []
 
 
-def _write(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / "pkg" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
-
-
 def test_the_check_finds_an_upward_import_hidden_in_a_function(tmp_path: Path) -> None:
-    src = _write(tmp_path, {
+    src = write_package(tmp_path, {
         "__init__.py": "",
         "low/__init__.py": "",
         "low/a.py": "def f():\n    from pkg.high.b import g\n    return g\n",
@@ -111,7 +105,7 @@ def test_the_check_finds_an_upward_import_hidden_in_a_function(tmp_path: Path) -
 
 
 def test_the_check_finds_a_circle_inside_one_layer_behind_type_checking(tmp_path: Path) -> None:
-    src = _write(tmp_path, {
+    src = write_package(tmp_path, {
         "__init__.py": "",
         "exp/__init__.py": "",
         "exp/runner.py": "from pkg.exp.stages import Stages\n",
@@ -123,7 +117,7 @@ def test_the_check_finds_a_circle_inside_one_layer_behind_type_checking(tmp_path
 
 
 def test_the_check_accepts_downward_imports(tmp_path: Path) -> None:
-    src = _write(tmp_path, {
+    src = write_package(tmp_path, {
         "__init__.py": "",
         "low/__init__.py": "",
         "low/a.py": "X = 1\n",

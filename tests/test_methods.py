@@ -15,7 +15,7 @@ from logitdiff.engine.streaming_pass import run_pass
 from logitdiff.methods.adl import drill_lens, logit_lens
 from logitdiff.methods.logitdiff import orderings
 from logitdiff.registry import check_method_result, method_result, results_store
-from logitdiff.registry.adl import AdlLensSpec, drill_lens_path, load_drill_lens, save_adl, vectors_path
+from logitdiff.registry.adl import AdlLensSpec, drill_lens_path, load_drill_lens, vectors_path
 from logitdiff.registry.logitdiff import counters_path, load_orderings, orderings_path, save_logitdiff
 from logitdiff.results.method_io import load_pass_record, save_pass_record
 from testkit.tiny_models import english_texts, lora_pair, tiny_tokenizer, write_jsonl
@@ -93,7 +93,7 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> dict:
     ranked = orderings(result.results[ld], pair.tokenizer, 3)
     lens = logit_lens(result.results[adl], pair)
     save_logitdiff(store, ld_cell, result.results[ld], ranked)
-    save_adl(store, adl_cell, result.results[adl], lens, drill_lens([result.results[adl]], pair))
+    AdlLensSpec().write(store, adl_cell, result.results[adl], lens, drill_lens([result.results[adl]], pair))
     save_pass_record(store, ld_cell, result.record)
     return {"store": store, "ld_cell": ld_cell, "adl_cell": adl_cell, "ranked": ranked, "lens": lens, "record": result.record, "pair": pair, "stats": result.results[adl]}
 
@@ -154,7 +154,7 @@ def test_drill_lens_holds_every_position_at_the_drill_layers_and_is_checked_on_r
     store, cell = results_store(tmp_path / "out"), _cell("adl", corpus)
     own = result.results[ResidualMeansRequest(4, 7, 0.5)]
     lens = logit_lens(own, pair)
-    save_adl(store, cell, own, lens, drill_lens([result.results[r] for r in reqs], pair))
+    AdlLensSpec().write(store, cell, own, lens, drill_lens([result.results[r] for r in reqs], pair))
     save_pass_record(store, cell, result.record)
     check_method_result(store, cell)
 

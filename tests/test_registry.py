@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from logitdiff.registry import REGISTERED, spec_named
+from testkit.source_tree import write_package
 from testkit.tiny_experiment import TinySetup
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -50,16 +51,8 @@ def test_no_layer_outside_the_registry_branches_on_a_method_or_readout_name() ->
     assert name_branches(SRC, "logitdiff", NAMES) == []
 
 
-def _package(tmp_path: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = tmp_path / "pkg" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return tmp_path
-
-
 def test_the_check_finds_comparisons_memberships_tables_and_match_cases(tmp_path: Path) -> None:
-    src = _package(tmp_path, {
+    src = write_package(tmp_path, {
         "registry/specs.py": "def f(m):\n    return m == 'adl'\n",  # the registry may
         "report/a.py": "def f(cell):\n    return cell.method == 'adl'\n",
         "report/b.py": "def f(m):\n    return m not in ('x', 'logitdiff')\n",

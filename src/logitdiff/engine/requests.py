@@ -76,6 +76,13 @@ class Request(Protocol):
     def record(self, num_layers: int) -> RequestRecord: ...
 
 
+def check_top_k_request(what: str, samples: int, positions: int, top_k: int, vocab: int, model_name: str) -> None:
+    """The one-line error of a request that ranks each position's top K: S, T, K ≥ 1 and K within the vocabulary."""
+    if min(samples, positions, top_k) < 1:
+        raise UserError(f"{what} S, T, K ≥ 1; got S={samples} T={positions} K={top_k}")
+    check_top_k(top_k, vocab, model_name)
+
+
 @dataclass(frozen=True)
 class TopKCountsRequest:
     """LogitDiff's counters: per id, how often it is among a position's `top_k` largest / smallest d,
@@ -90,9 +97,7 @@ class TopKCountsRequest:
         return self.top_k
 
     def validate(self, vocab: int, model_name: str) -> None:
-        if min(self.samples, self.positions, self.top_k) < 1:
-            raise UserError(f"LogitDiff needs S, T, K ≥ 1; got S={self.samples} T={self.positions} K={self.top_k}")
-        check_top_k(self.top_k, vocab, model_name)
+        check_top_k_request("LogitDiff needs", self.samples, self.positions, self.top_k, vocab, model_name)
 
     def accumulator_key(self, num_layers: int) -> Hashable:
         # One accumulator per slot counts every K: a K is a bucket of the codes' histogram, so Σ d and

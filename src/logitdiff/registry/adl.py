@@ -68,14 +68,6 @@ def load_scale_choices(store: ResultsStore, cell: Cell, judge_id: str) -> list[S
         raise ValueError(f"malformed scale choice file {path}: {exc}") from exc
 
 
-def save_adl(store: ResultsStore, cell: Cell, stats: AdlStats, readout: AdlLens | AdlPatchscope, drill: DrillLens) -> None:
-    """δ and the means (vectors.safetensors), the drill-down lens, then the readout's file, named by the
-    cell's readout (last: its presence means the cell is complete)."""
-    save_tensors(vectors_path(store, cell), stats.tensors())
-    save_doc(drill_lens_path(store, cell), cell, drill)
-    save_doc(store.method_dir(cell) / _READOUT_FILES[cell.readout], cell, readout)
-
-
 def load_drill_lens(store: ResultsStore, cell: Cell) -> DrillLens:
     from logitdiff.methods.adl import DrillLens
 
@@ -146,7 +138,14 @@ class AdlSpec(MethodSpec):
         every = [results[r] for r in self.requests(cell)]
         stats = results[ResidualMeansRequest(cell.samples, cell.positions, cell.adl_layer)]
         assert isinstance(stats, AdlStats) and all(isinstance(s, AdlStats) for s in every)
-        save_adl(store, cell, stats, self.read_out(stats, pair), drill_lens(every, pair))  # type: ignore[arg-type]
+        self.write(store, cell, stats, self.read_out(stats, pair), drill_lens(every, pair))  # type: ignore[arg-type]
+
+    def write(self, store: ResultsStore, cell: Cell, stats: AdlStats, readout: AdlLens | AdlPatchscope, drill: DrillLens) -> None:
+        """δ and the means (vectors.safetensors), the drill-down lens, then the readout's file (last: its
+        presence means the cell is complete)."""
+        save_tensors(vectors_path(store, cell), stats.tensors())
+        save_doc(drill_lens_path(store, cell), cell, drill)
+        save_doc(self.result_file(store, cell), cell, readout)
 
     @abstractmethod
     def read_out(self, stats: AdlStats, pair: ModelPair) -> AdlLens | AdlPatchscope:
@@ -258,6 +257,3 @@ class AdlPatchscopeSpec(AdlSpec):
             at = next(s for s in p.scales if s.scale == best[p.position])
             out[adl_list_id(p.position)] = list(zip(at.tokens[:GRADED_TOKENS], at.probs[:GRADED_TOKENS], strict=True))
         return out
-
-
-_READOUT_FILES = {spec.readout: spec.readout_file for spec in (AdlLensSpec, AdlPatchscopeSpec)}

@@ -18,9 +18,9 @@ from pydantic import BaseModel
 
 from logitdiff.core.cell import Cell
 from logitdiff.core.errors import UserError
-from logitdiff.engine.limits import check_top_k
 from logitdiff.engine.record import RequestRecord
 from logitdiff.methods.nmf import MODES, NmfOptions, TopKMatrix, fit_topics
+from logitdiff.registry.logitdiff import LogitDiffSpec
 from logitdiff.registry.spec import GRADED_TOKENS, MethodSpec, RunChoice, Tokens
 from logitdiff.results.method_io import load_doc, save_doc
 from logitdiff.results.store import ResultsStore
@@ -67,9 +67,9 @@ class TopKMatrixRequest:
         return self.top_k
 
     def validate(self, vocab: int, model_name: str) -> None:
-        if min(self.samples, self.positions, self.top_k) < 1:
-            raise UserError(f"NMF topics need S, T, K ≥ 1; got S={self.samples} T={self.positions} K={self.top_k}")
-        check_top_k(self.top_k, vocab, model_name)
+        from logitdiff.engine.requests import check_top_k_request  # torch: only once a pass runs
+
+        check_top_k_request("NMF topics need", self.samples, self.positions, self.top_k, vocab, model_name)
 
     def accumulator_key(self, num_layers: int) -> Hashable:
         return ("top-k matrix", self.top_k, self.mode)
@@ -147,7 +147,7 @@ class NmfSpec(MethodSpec):
     def folder(self, cell: Cell) -> str:
         opts = options_of(cell)
         parts = f"_nmf{opts.topics}" + ("_binary" if opts.mode != _DEFAULTS.mode else "") + (f"_orth{opts.orthogonality:g}" if opts.orthogonality else "")
-        return f"logitdiff/S{cell.samples}_T{cell.positions}_K{cell.top_k}{'_nobos' if cell.drop_bos else ''}{parts}"
+        return LogitDiffSpec().folder(cell) + parts  # beside the counters' cell it shares a pass with
 
     def key(self, cell: Cell) -> tuple[object, ...]:
         opts = options_of(cell)
@@ -162,8 +162,7 @@ class NmfSpec(MethodSpec):
             raise UserError(f"--nmf-mode must be one of {', '.join(MODES)}, got {opts.mode!r}")
         if opts.topics < 1 or opts.orthogonality < 0:
             raise UserError(f"--nmf-topics must be ≥ 1 and --nmf-orthogonality ≥ 0; cell {cell.label()}")
-        if vocab is not None:
-            check_top_k(cell.top_k, vocab, model, f"; cell {cell.label()}")
+        LogitDiffSpec().check_cell(cell, vocab, model)  # K within the vocabulary, as for its counters
 
     def requests(self, cell: Cell) -> list[Request]:
         return [TopKMatrixRequest(cell.samples, cell.positions, cell.top_k, options_of(cell).mode)]

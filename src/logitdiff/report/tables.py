@@ -90,6 +90,12 @@ def _printable(token: str) -> str:
     return text if text and text.isprintable() else repr(token)
 
 
+def _graded_list(name: str, row: pd.Series) -> str:
+    """One graded list as a Markdown item: its name, relevance and tokens (R = relevant)."""
+    tokens = ", ".join(f"`{_printable(t['token'])}`{' R' if t['label'] == 'RELEVANT' else ''}" for t in row["tokens"])
+    return f"- {name} ({row['percentage']:.1f} %): {tokens}"
+
+
 def adl_lists(rel: pd.DataFrame, positions: range = range(1, 5)) -> list[str]:
     """The graded ADL top-20 lists of `positions` of the first seed at each value (R = relevant)."""
     adl = rel[rel["position"].isin(list(positions)) & rel["failed"].isna()]
@@ -100,8 +106,7 @@ def adl_lists(rel: pd.DataFrame, positions: range = range(1, 5)) -> list[str]:
     for (value, readout), part in adl[adl["seed"] == first].groupby(["value", "readout"], sort=False, dropna=False):
         out += [f"{value}, ADL {readout or 'lens'}, seed {first}:", ""]
         for _, row in part.sort_values("position").iterrows():
-            toks = ", ".join(f"`{_printable(t['token'])}`{' R' if t['label'] == 'RELEVANT' else ''}" for t in row["tokens"])
-            out.append(f"- position {int(row['position'])} ({row['percentage']:.1f} %): {toks}")
+            out.append(_graded_list(f"position {int(row['position'])}", row))
         out.append("")
     return out
 
@@ -116,8 +121,7 @@ def topic_lists(rel: pd.DataFrame) -> list[str]:
     for value, part in topics[topics["seed"] == first].groupby("value", sort=False):
         out += [f"{value}, {METHOD_LABELS[str(method_series(part).iloc[0])]}, seed {first}:", ""]
         for _, row in part.iterrows():
-            toks = ", ".join(f"`{_printable(t['token'])}`{' R' if t['label'] == 'RELEVANT' else ''}" for t in row["tokens"])
-            out.append(f"- {row['ordering']} ({row['percentage']:.1f} %): {toks}")
+            out.append(_graded_list(str(row["ordering"]), row))
         out.append("")
     return out
 
